@@ -1,0 +1,184 @@
+"""The typed model of ``mloop.yaml``, overridable by ``MLOOP_…`` environment variables.
+
+Built only in entry points (the CLI callback, ``create_app``), never at import time. Unknown keys
+are errors so a misspelt setting never silently falls back to its default.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from mloop.errors import ConfigError
+
+Task = Literal["regression", "classification"]
+REGRESSION_METRICS = ("rmse", "mae", "r2", "mape")
+CLASSIFICATION_METRICS = ("accuracy", "f1", "roc_auc", "log_loss")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Section):
+    source: str = Field(description="Path (relative to mloop.yaml) or URI of the training data.")
+    target: str = Field(description="Column to predict.")
+    time_column: str | None = Field(default=None, description="Orders rows in time; used for the split.")
+    id_column: str | None = None
+    exclude: list[str] = Field(default_factory=list, description="Columns never used as features.")
+    contract: str = Field(default="contract.yaml", description="Data contract file, relative to mloop.yaml.")
+
+
+class SplitConfig(_Section):
+    strategy: Literal["temporal", "random"] = "temporal"
+    test_fraction: float = Field(default=0.2, gt=0.0, lt=0.9)
+    seed: int = 42
+
+
+class TrainConfig(_Section):
+    estimator: Literal["hist_gradient_boosting", "random_forest", "linear"] = "hist_gradient_boosting"
+    params: dict[str, Any] = Field(default_factory=dict)
+    seed: int = 42
+
+
+class GateConfig(_Section):
+    metric: str | None = Field(default=None, description="Metric the challenger must win on.")
+    min_improvement: float = Field(
+        default=0.0, ge=0.0, description="Relative margin the challenger must win by (0.01 = 1%)."
+    )
+
+
+class TrackingConfig(_Section):
+    uri: str | None = Field(default=None, description="MLflow tracking URI; default: SQLite in .mloop/.")
+    experiment: str | None = None
+
+
+class ServeConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1)
+    reload_interval_seconds: float = Field(default=2.0, gt=0)
+    max_batch_size: int = Field(default=10_000, ge=1)
+
+
+class MonitorConfig(_Section):
+    window_size: int = Field(default=200, ge=10)
+    psi_threshold: float = Field(default=0.2, gt=0)
+    ks_pvalue: float = Field(default=0.01, gt=0, lt=1)
+    chi2_pvalue: float = Field(default=0.01, gt=0, lt=1)
+    min_drifted_features: int = Field(default=1, ge=1)
+
+
+class RetrainConfig(_Section):
+    on_drift: bool = True
+    max_quality_decay: float = Field(
+        default=0.1, ge=0, description="Retrain when the live metric is this much (relative) worse."
+    )
+    min_new_labels: int = Field(default=50, ge=0)
+
+
+class MloopConfig(BaseSettings):
+    """One project's settings: ``mloop.yaml`` first, then ``MLOOP_SECTION__KEY`` environment overrides."""
+
+    model_config = SettingsConfigDict(extra="forbid", env_prefix="MLOOP_", env_nested_delimiter="__")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    task: Task = "regression"
+    data: DataConfig
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    gate: GateConfig = Field(default_factory=GateConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+    retrain: RetrainConfig = Field(default_factory=RetrainConfig)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides the file, so a deployment can change one value without a new YAML.
+        return env_settings, init_settings
+
+    @field_validator("gate")
+    @classmethod
+    def _known_metric(cls, gate: GateConfig) -> GateConfig:
+        known = REGRESSION_METRICS + CLASSIFICATION_METRICS
+        if gate.metric is not None and gate.metric not in known:
+            raise ValueError(f"unknown metric {gate.metric!r}; choose one of {', '.join(known)}")
+        return gate
+
+    @property
+    def primary_metric(self) -> str:
+        """The gate metric, defaulting to RMSE for regression and log loss for classification."""
+        if self.gate.metric:
+            return self.gate.metric
+        return "rmse" if self.task == "regression" else "log_loss"
+
+
+def _fields_of(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """Names allowed at ``loc`` so a misspelt key can be answered with a suggestion."""
+    current: Any = model
+    for part in loc[:-1]:
+        field = current.model_fields.get(part) if isinstance(part, str) else None
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        current = annotation
+    return list(current.model_fields)
+
+
+def format_validation_error(error: ValidationError, source: str) -> str:
+    lines = []
+    for item in error.errors():
+        loc = tuple(item["loc"])
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            hint = difflib.get_close_matches(str(loc[-1]), _fields_of(MloopConfig, loc), n=1)
+            suggestion = f" (did you mean {'.'.join([*map(str, loc[:-1]), hint[0]])!r}?)" if hint else ""
+            lines.append(f"  {key}: unknown key{suggestion}")
+        elif item["type"] == "missing":
+            lines.append(f"  {key}: required key is missing")
+        else:
+            lines.append(f"  {key}: {item['msg']} (got {item.get('input')!r})")
+    return f"{source} is not a valid mloop config:\n" + "\n".join(lines)
+
+
+def parse_config(data: Any, source: str) -> MloopConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source} must be a mapping of settings, not {type(data).__name__}.")
+    try:
+        return MloopConfig(**data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None
+
+
+def load_config(path: Path) -> MloopConfig:
+    """Read and check one ``mloop.yaml``; every problem is reported with the file and key."""
+    if not path.is_file():
+        raise ConfigError(
+            f"No config file at {path}. Run `mloop init DIR --source FILE --target COLUMN` to create one, "
+            "or pass -c FILE."
+        )
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    return parse_config(data, str(path))
+
+
+def dump_config(config: MloopConfig) -> str:
+    """YAML text of a config, leaving out values equal to their defaults except the essentials."""
+    data = config.model_dump(mode="json", exclude_defaults=True)
+    data = {"name": config.name, "task": config.task, **data}
+    return yaml.safe_dump(data, sort_keys=False)

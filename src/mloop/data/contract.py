@@ -1,0 +1,363 @@
+"""The data contract: inferred on the first ingest, stored as editable YAML, enforced with pandera.
+
+A contract names every column with its type, nullability, range and category set, and the role it
+plays (feature, target, time, id, ignored). Checks have a severity: ``error`` rejects a snapshot,
+``warn`` lets it through and reports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mloop.errors import ContractError
+
+Dtype = Literal["integer", "float", "boolean", "string", "datetime"]
+Role = Literal["feature", "target", "time", "id", "ignored"]
+Severity = Literal["error", "warn"]
+CheckName = Literal["missing_column", "dtype", "nullable", "range", "categories", "row_count"]
+
+MAX_CATEGORIES = 200  # above this a text column is treated as free text: no category set is recorded
+RANGE_TOLERANCE = 0.25  # inferred bounds are widened by this share of the observed span
+EXAMPLES = 5
+
+
+class ColumnSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dtype: Dtype
+    role: Role = "feature"
+    nullable: bool = True
+    min: float | None = None
+    max: float | None = None
+    categories: list[str] | None = None
+
+
+def _default_severity() -> dict[CheckName, Severity]:
+    return {
+        "missing_column": "error",
+        "dtype": "error",
+        "nullable": "error",
+        "row_count": "error",
+        "range": "warn",
+        "categories": "warn",
+    }
+
+
+class Contract(BaseModel):
+    """The columns a snapshot must have and the checks each one must pass."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = 1
+    target: str
+    min_rows: int = Field(default=1, ge=0)
+    severity: dict[CheckName, Severity] = Field(default_factory=_default_severity)
+    columns: dict[str, ColumnSpec]
+
+    def with_role(self, *roles: Role) -> list[str]:
+        return [name for name, spec in self.columns.items() if spec.role in roles]
+
+    @property
+    def features(self) -> list[str]:
+        return self.with_role("feature")
+
+    @property
+    def numeric_features(self) -> list[str]:
+        return [c for c in self.features if self.columns[c].dtype in ("integer", "float", "boolean")]
+
+    @property
+    def categorical_features(self) -> list[str]:
+        return [c for c in self.features if self.columns[c].dtype == "string"]
+
+    def hash(self) -> str:
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------- inference
+
+
+def _infer_dtype(series: pd.Series) -> Dtype:
+    if pd.api.types.is_bool_dtype(series):
+        return "boolean"
+    if pd.api.types.is_integer_dtype(series):
+        return "integer"
+    if pd.api.types.is_float_dtype(series):
+        values = series.dropna()
+        return "integer" if len(values) and bool(np.all(np.mod(values, 1) == 0)) else "float"
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return "datetime"
+    return "string"
+
+
+def _bounds(values: pd.Series) -> tuple[float | None, float | None]:
+    values = values.dropna()
+    if values.empty:
+        return None, None
+    low, high = float(values.min()), float(values.max())
+    margin = (high - low) * RANGE_TOLERANCE
+    lower = low - margin
+    if low >= 0:  # counts, areas and prices stay non-negative
+        lower = max(lower, 0.0)
+    return lower, high + margin
+
+
+def infer_contract(
+    frame: pd.DataFrame,
+    target: str,
+    time_column: str | None = None,
+    id_column: str | None = None,
+    exclude: list[str] | None = None,
+) -> Contract:
+    """A contract describing ``frame``; ranges are widened so ordinary new data passes."""
+    if target not in frame.columns:
+        raise ContractError(
+            f"target column {target!r} is not in the data; columns are: {', '.join(map(str, frame.columns))}"
+        )
+    excluded = set(exclude or [])
+    columns: dict[str, ColumnSpec] = {}
+    for name in frame.columns:
+        series = frame[name]
+        dtype = _infer_dtype(series)
+        role: Role = "feature"
+        if name == target:
+            role = "target"
+        elif name == time_column:
+            role = "time"
+        elif name == id_column:
+            role = "id"
+        elif name in excluded or dtype == "datetime":
+            role = "ignored"
+        spec = ColumnSpec(dtype=dtype, role=role, nullable=bool(series.isna().any()))
+        if dtype in ("integer", "float") and role not in ("time", "id"):  # time moves on: no bounds
+            spec.min, spec.max = _bounds(series)
+        elif dtype == "string":
+            distinct = series.dropna().astype(str).unique()
+            if len(distinct) <= MAX_CATEGORIES:
+                spec.categories = sorted(distinct.tolist())
+            elif role == "feature" and len(distinct) > 0.5 * len(series):
+                spec.role = "ignored"  # an identifier or free text, not a usable feature
+        columns[str(name)] = spec
+    if not any(spec.role == "feature" for spec in columns.values()):
+        raise ContractError("the data has no usable feature column besides the target.")
+    return Contract(target=target, min_rows=max(1, len(frame) // 10), columns=columns)
+
+
+# -------------------------------------------------------------------------------------- storage
+
+_HEADER = """\
+# mloop data contract: every snapshot is checked against it (`mloop validate`).
+# Edit it by hand: loosen a range, add a category, change a column's role (feature, target, time,
+# id, ignored) or a check's severity (error rejects the snapshot, warn only reports).
+"""
+
+
+def save_contract(contract: Contract, path: Path) -> None:
+    data = contract.model_dump(mode="json", exclude_none=True)
+    path.write_text(_HEADER + yaml.safe_dump(data, sort_keys=False, width=110), encoding="utf-8")
+
+
+def load_contract(path: Path) -> Contract:
+    if not path.is_file():
+        raise ContractError(f"No data contract at {path}; run `mloop ingest` to infer one.")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return Contract.model_validate(data)
+    except yaml.YAMLError as exc:
+        raise ContractError(f"{path} is not valid YAML: {exc}") from None
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)
+        )
+        raise ContractError(f"{path} is not a valid data contract: {problems}") from None
+
+
+# ----------------------------------------------------------------------------------- validation
+
+
+@dataclass(frozen=True)
+class Violation:
+    column: str
+    check: str
+    severity: Severity
+    count: int
+    examples: list[dict[str, Any]]
+    message: str
+
+
+@dataclass
+class ValidationReport:
+    rows: int
+    contract_hash: str
+    violations: list[Violation] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Violation]:
+        return [v for v in self.violations if v.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Violation]:
+        return [v for v in self.violations if v.severity == "warn"]
+
+    @property
+    def passed(self) -> bool:
+        return not self.errors
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "rows": self.rows,
+            "contract_hash": self.contract_hash,
+            "violations": [v.__dict__ for v in self.violations],
+        }
+
+    def summary(self) -> str:
+        lines = [f"{v.severity.upper()} column {v.column!r}: {v.message}" for v in self.violations]
+        return "\n".join(lines)
+
+
+def _numeric_ok(series: pd.Series, integral: bool) -> pd.Series:
+    values = pd.to_numeric(series, errors="coerce")
+    ok = values.notna() | series.isna()
+    if integral:
+        ok &= values.isna() | (values.fillna(0) % 1 == 0)
+    return ok
+
+
+def _dtype_check(dtype: Dtype) -> pa.Check:
+    def check(series: pd.Series) -> pd.Series:
+        if dtype in ("integer", "float"):
+            return _numeric_ok(series, integral=dtype == "integer")
+        if dtype == "boolean":
+            allowed = {True, False, "true", "false", "True", "False"}
+            return series.isna() | series.map(lambda v: v in allowed).astype(bool)
+        if dtype == "datetime":
+            return series.isna() | pd.to_datetime(series, errors="coerce").notna()
+        return pd.Series(True, index=series.index)
+
+    return pa.Check(check, name="dtype")
+
+
+def _schemas(contract: Contract) -> dict[Severity, pa.DataFrameSchema]:
+    sev = contract.severity
+    columns: dict[Severity, dict[str, pa.Column]] = {"error": {}, "warn": {}}
+    for name, spec in contract.columns.items():
+        by_severity: dict[Severity, list[pa.Check]] = {"error": [], "warn": []}
+        by_severity[sev.get("dtype", "error")].append(_dtype_check(spec.dtype))
+        if spec.dtype in ("integer", "float") and (spec.min is not None or spec.max is not None):
+            low = -math.inf if spec.min is None else spec.min
+            high = math.inf if spec.max is None else spec.max
+
+            def within(s: pd.Series, low: float = low, high: float = high) -> pd.Series:
+                values = pd.to_numeric(s, errors="coerce")
+                return values.isna() | ((values >= low) & (values <= high))
+
+            by_severity[sev.get("range", "warn")].append(pa.Check(within, name="range"))
+        if spec.categories is not None:
+            known = set(spec.categories)
+
+            def known_category(s: pd.Series, known: set[str] = known) -> pd.Series:
+                return s.isna() | s.astype(str).isin(known)
+
+            by_severity[sev.get("categories", "warn")].append(pa.Check(known_category, name="categories"))
+        null_severity = sev.get("nullable", "error")
+        for level in ("error", "warn"):
+            columns[level][name] = pa.Column(
+                checks=by_severity[level],
+                nullable=spec.nullable or level != null_severity,
+                required=level == sev.get("missing_column", "error"),
+            )
+    return {level: pa.DataFrameSchema(cols) for level, cols in columns.items()}
+
+
+def _violations(failures: pd.DataFrame, severity: Severity, contract: Contract) -> list[Violation]:
+    out: list[Violation] = []
+    failures = failures.copy()
+    failures["column"] = failures["column"].fillna("").astype(str)
+    for (column, check), group in failures.groupby(["column", "check"], sort=True):
+        check_name = str(check)
+        if check_name.startswith("column_in_dataframe"):
+            column = str(group["failure_case"].iloc[0])
+            out.append(Violation(column, "missing_column", severity, 1, [], "column is missing"))
+            continue
+        if check_name == "not_nullable":
+            check_name = "nullable"
+        spec = contract.columns.get(str(column))
+        examples = [
+            {"row": int(idx), "value": None if pd.isna(val) else str(val)}
+            for idx, val in zip(
+                group["index"].head(EXAMPLES), group["failure_case"].head(EXAMPLES), strict=True
+            )
+            if pd.notna(idx)
+        ]
+        count = len(group)
+        what = {
+            "dtype": f"values that are not {spec.dtype}" if spec else "values of the wrong type",
+            "nullable": "missing values in a column the contract says is never null",
+            "range": f"values outside the contract's range [{spec.min if spec else '?'}, "
+            f"{spec.max if spec else '?'}]",
+            "categories": "categories the contract has not seen",
+        }.get(check_name, f"values failing {check_name}")
+        shown = ", ".join(f"row {e['row']}: {e['value']!r}" for e in examples)
+        message = f"{count} {what}" + (f" (e.g. {shown})" if shown else "")
+        out.append(Violation(str(column), check_name, severity, count, examples, message))
+    return out
+
+
+def validate_frame(frame: pd.DataFrame, contract: Contract) -> ValidationReport:
+    """Check ``frame`` against ``contract``; never raises for bad data, it reports."""
+    report = ValidationReport(rows=len(frame), contract_hash=contract.hash())
+    for severity, schema in _schemas(contract).items():
+        try:
+            schema.validate(frame, lazy=True)
+        except pa.errors.SchemaErrors as exc:
+            report.violations.extend(_violations(exc.failure_cases, severity, contract))
+    if len(frame) < contract.min_rows:
+        report.violations.append(
+            Violation(
+                "*",
+                "row_count",
+                contract.severity.get("row_count", "error"),
+                len(frame),
+                [],
+                f"only {len(frame)} rows; the contract requires at least {contract.min_rows}",
+            )
+        )
+    return report
+
+
+# ----------------------------------------------------------------------------------- coercion
+
+
+def coerce_frame(frame: pd.DataFrame, contract: Contract, columns: list[str] | None = None) -> pd.DataFrame:
+    """The columns the model reads, typed the same way in training and serving.
+
+    Numbers become float64 and text becomes object with NaN for missing, so a JSON ``null`` and an
+    empty CSV cell reach the pipeline's imputers as the same value.
+    """
+    out: dict[str, Any] = {}
+    for name in columns if columns is not None else contract.features:
+        spec = contract.columns[name]
+        series = frame[name] if name in frame.columns else pd.Series(np.nan, index=frame.index)
+        if spec.dtype in ("integer", "float", "boolean"):
+            if spec.dtype == "boolean":
+                truth = {"true": 1.0, "false": 0.0, "True": 1.0, "False": 0.0, True: 1.0, False: 0.0}
+                series = series.map(truth)
+            out[name] = pd.to_numeric(series, errors="coerce").astype("float64")
+        else:
+            text = series.astype(object)
+            out[name] = (
+                text.where(text.notna(), np.nan).map(lambda v: v if v is np.nan else str(v)).astype(object)
+            )
+    return pd.DataFrame(out, index=frame.index)

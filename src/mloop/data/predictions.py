@@ -1,0 +1,260 @@
+"""The prediction log: every served prediction, and later its label, in one SQLite table.
+
+It lives in ``data`` because ``monitor`` (below ``serve``) reads it. SQLite runs in WAL mode so the
+server's writer thread, the feedback endpoint and ``mloop monitor`` can use the file at the same time;
+``busy_timeout`` makes a briefly locked database wait instead of failing. Rows are only ever inserted
+or given a label: nothing here deletes or rewrites a stored prediction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pandas as pd
+
+from mloop.errors import ServeError
+
+TABLE = "predictions"
+COLUMNS = ("request_id", "ts", "model_version", "features", "prediction", "latency_ms", "label", "label_ts")
+META_COLUMNS = ("request_id", "ts", "model_version", "prediction", "latency_ms", "label", "label_ts")
+BUSY_TIMEOUT_MS = 10_000
+_MAX_PARAMS = 500  # ids per IN (...) query, well under SQLite's bound-parameter limit
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS {TABLE} (
+    request_id TEXT PRIMARY KEY,
+    ts TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    features TEXT NOT NULL,
+    prediction TEXT NOT NULL,
+    latency_ms REAL,
+    label TEXT,
+    label_ts TEXT
+);
+CREATE INDEX IF NOT EXISTS {TABLE}_version_ts ON {TABLE} (model_version, ts);
+"""
+
+
+def utc_now() -> str:
+    """ISO-8601 UTC with a fixed width, so text order is time order."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _as_utc_text(value: str | datetime) -> str:
+    stamp = pd.Timestamp(value)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return stamp.to_pydatetime().isoformat(timespec="microseconds")
+
+
+def _dumps(value: Any) -> str:
+    # orjson writes NaN as null and understands numpy scalars, so a prediction never breaks the log.
+    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else orjson.loads(text)
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionRow:
+    """One logged prediction; ``label`` is usually attached later with ``attach_labels``."""
+
+    request_id: str
+    ts: str
+    model_version: str
+    features: dict[str, Any]
+    prediction: Any
+    latency_ms: float
+    label: Any = None
+    label_ts: str | None = field(default=None)
+
+    def as_params(self) -> tuple[Any, ...]:
+        labelled = self.label is not None
+        return (
+            self.request_id,
+            self.ts,
+            self.model_version,
+            _dumps(self.features),
+            _dumps(self.prediction),
+            float(self.latency_ms),
+            _dumps(self.label) if labelled else None,
+            (self.label_ts or utc_now()) if labelled else None,
+        )
+
+
+class PredictionStore:
+    """The prediction log in one SQLite file; safe to use from several threads and processes.
+
+    Every call opens its own short-lived connection: SQLite connections must not cross threads, and
+    the writer batches rows so the cost of opening is paid once per batch.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with closing(self._connect()) as conn:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.executescript(_SCHEMA)
+                found = [row[1] for row in conn.execute(f"PRAGMA table_info({TABLE})")]
+        except sqlite3.DatabaseError as exc:
+            raise ServeError(f"cannot open the prediction log {self.path}: {exc}") from None
+        if tuple(found) != COLUMNS:
+            raise ServeError(
+                f"the prediction log {self.path} has a table {TABLE!r} with columns ({', '.join(found)}), "
+                f"not the expected ({', '.join(COLUMNS)}). It was written by something else or another "
+                "version of mloop; move it aside (nothing was changed) and restart."
+            )
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        return conn
+
+    @contextmanager
+    def _transaction(self, immediate: bool = False) -> Iterator[sqlite3.Connection]:
+        """One transaction on a fresh connection: committed on success, rolled back on any error."""
+        with closing(self._connect()) as conn:
+            # IMMEDIATE takes the write lock up front, so a check-then-write cannot interleave.
+            conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            try:
+                yield conn
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+
+    # ---------------------------------------------------------------------------------- writing
+
+    def write_many(self, rows: Iterable[PredictionRow]) -> int:
+        """Insert ``rows`` in one transaction (all or none); returns how many were written."""
+        params = [row.as_params() for row in rows]
+        if not params:
+            return 0
+        placeholders = ", ".join("?" * len(COLUMNS))
+        try:
+            with self._transaction(immediate=True) as conn:
+                conn.executemany(
+                    f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({placeholders})", params
+                )
+        except sqlite3.IntegrityError as exc:
+            raise ServeError(
+                f"cannot log predictions in {self.path}: {exc} (a request_id is already logged)"
+            ) from None
+        except sqlite3.Error as exc:
+            raise ServeError(f"cannot log predictions in {self.path}: {exc}") from None
+        return len(params)
+
+    def attach_labels(self, labels: Sequence[tuple[str, Any]]) -> list[str]:
+        """Attach each label to its request; if any request_id is unknown, attach none and return those ids."""
+        if not labels:
+            return []
+        ids = list(dict.fromkeys(request_id for request_id, _ in labels))
+        label_ts = utc_now()
+        try:
+            with self._transaction(immediate=True) as conn:
+                known = self._known_ids(conn, ids)
+                unknown = [request_id for request_id in ids if request_id not in known]
+                if unknown:
+                    return unknown
+                conn.executemany(
+                    f"UPDATE {TABLE} SET label = ?, label_ts = ? WHERE request_id = ?",
+                    [(_dumps(label), label_ts, request_id) for request_id, label in labels],
+                )
+        except sqlite3.Error as exc:
+            raise ServeError(f"cannot attach labels in {self.path}: {exc}") from None
+        return []
+
+    @staticmethod
+    def _known_ids(conn: sqlite3.Connection, ids: list[str]) -> set[str]:
+        known: set[str] = set()
+        for start in range(0, len(ids), _MAX_PARAMS):
+            chunk = ids[start : start + _MAX_PARAMS]
+            marks = ", ".join("?" * len(chunk))
+            query = f"SELECT request_id FROM {TABLE} WHERE request_id IN ({marks})"  # noqa: S608 - only placeholders
+            known.update(row[0] for row in conn.execute(query, chunk))
+        return known
+
+    # ---------------------------------------------------------------------------------- reading
+
+    @staticmethod
+    def _where(model_version: str | None, since: str | datetime | None, labelled_only: bool) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if model_version is not None:
+            clauses.append("model_version = ?")
+            params.append(str(model_version))
+        if since is not None:
+            clauses.append("ts >= ?")
+            params.append(_as_utc_text(since))
+        if labelled_only:
+            clauses.append("label IS NOT NULL")
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+    def _fetch(
+        self, model_version: str | None, last: int | None, since: str | datetime | None, labelled_only: bool
+    ) -> list[tuple[Any, ...]]:
+        where, params = self._where(model_version, since, labelled_only)
+        select = f"SELECT rowid, {', '.join(COLUMNS)} FROM {TABLE}{where}"  # noqa: S608 - fixed names, bound values
+        if last is not None:
+            if last < 0:
+                raise ValueError(f"last must be zero or more, not {last}")
+            select = f"SELECT * FROM ({select} ORDER BY ts DESC, rowid DESC LIMIT ?)"  # noqa: S608
+            params.append(last)
+        try:
+            with closing(self._connect()) as conn:
+                return conn.execute(f"{select} ORDER BY ts, rowid", params).fetchall()
+        except sqlite3.Error as exc:
+            raise ServeError(f"cannot read the prediction log {self.path}: {exc}") from None
+
+    def read(
+        self,
+        model_version: str | None = None,
+        last: int | None = None,
+        since: str | datetime | None = None,
+        labelled_only: bool = False,
+    ) -> pd.DataFrame:
+        """Logged predictions, oldest first (by ``ts``, then insertion order), features as columns.
+
+        ``last`` keeps the newest N rows; ``since`` keeps rows at or after that time (any ISO-8601 text;
+        without a zone it is UTC). ``prediction`` and ``label`` are decoded from JSON; a missing label
+        is None. Meta columns win over a feature of the same name, which is renamed ``feature.<name>``.
+        """
+        rows = self._fetch(model_version, last, since, labelled_only)
+        meta = pd.DataFrame(
+            {
+                "request_id": [r[1] for r in rows],
+                "ts": [r[2] for r in rows],
+                "model_version": [r[3] for r in rows],
+                "prediction": [_loads(r[5]) for r in rows],
+                "latency_ms": pd.Series([r[6] for r in rows], dtype="float64"),
+                "label": pd.Series([_loads(r[7]) for r in rows], dtype=object),
+                "label_ts": pd.Series([r[8] for r in rows], dtype=object),
+            },
+            columns=list(META_COLUMNS),
+        )
+        features = pd.DataFrame.from_records([orjson.loads(r[4]) for r in rows], index=meta.index)
+        features = features.rename(columns={c: f"feature.{c}" for c in features.columns if c in META_COLUMNS})
+        return pd.concat([meta, features], axis=1)
+
+    def count(
+        self, model_version: str | None = None, since: str | None = None, labelled_only: bool = False
+    ) -> int:
+        """How many rows ``read`` would return with the same filters."""
+        where, params = self._where(model_version, since, labelled_only)
+        try:
+            with closing(self._connect()) as conn:
+                (total,) = conn.execute(f"SELECT COUNT(*) FROM {TABLE}{where}", params).fetchone()  # noqa: S608
+        except sqlite3.Error as exc:
+            raise ServeError(f"cannot read the prediction log {self.path}: {exc}") from None
+        return int(total)
+
+
+__all__ = ["COLUMNS", "PredictionRow", "PredictionStore", "utc_now"]

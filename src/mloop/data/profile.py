@@ -1,0 +1,317 @@
+"""The reference profile: what monitoring needs to know about the training data, and nothing more.
+
+A profile is stored with each model version so drift can be measured against the training
+distribution without reloading the training data. Per numeric column it keeps quantile bin edges
+and counts (for PSI), a fixed random sample of values (for KS) and summary statistics; per
+categorical column the category shares; for both the share of missing values. The model's
+predictions on the training data can be profiled too, as a column named ``__prediction__``.
+
+JSON shape (``Profile.to_json``)::
+
+    {"format_version": 1, "n_rows": 2930,
+     "columns": {
+        "Gr_Liv_Area": {"kind": "numeric", "count": 2930, "null_rate": 0.0,
+                        "mean": 1499.69, "std": 505.51, "min": 334.0, "max": 5642.0,
+                        "edges": [334.0, 914.0, ..., 5642.0], "counts": [293, ...],
+                        "sample": [1656.0, ...]},
+        "Neighborhood": {"kind": "categorical", "count": 2930, "null_rate": 0.0,
+                         "frequencies": {"North_Ames": 0.151, ...}}},
+     "prediction": {"kind": "numeric", ...} | null}
+
+Floats are written in their shortest round-trip form, so ``from_json(to_json())`` is exact.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mloop.core.drift import bin_counts
+from mloop.errors import MonitorError
+
+PREDICTION = "__prediction__"
+ColumnKind = Literal["numeric", "categorical"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NumericProfile(_Model):
+    """One numeric column; statistics are ``None`` when the column has too few values for them."""
+
+    kind: Literal["numeric"] = "numeric"
+    count: int = Field(ge=0, description="Non-null values.")
+    null_rate: float = Field(ge=0, le=1)
+    mean: float | None = None
+    std: float | None = None
+    min: float | None = None
+    max: float | None = None
+    edges: list[float] = Field(description="Unique quantile bin edges, first = min, last = max.")
+    counts: list[int] = Field(description="Values per bin; the outer bins are open-ended.")
+    sample: list[float] = Field(description="A fixed random sample of non-null values, for KS.")
+
+    @model_validator(mode="after")
+    def _bins_match_edges(self) -> NumericProfile:
+        if len(self.counts) != max(len(self.edges) - 1, 1):
+            raise ValueError(f"{len(self.edges)} edges need {max(len(self.edges) - 1, 1)} counts")
+        return self
+
+
+class CategoricalProfile(_Model):
+    """One categorical column; values are compared as strings (see :func:`category_counts`)."""
+
+    kind: Literal["categorical"] = "categorical"
+    count: int = Field(ge=0, description="Non-null values.")
+    null_rate: float = Field(ge=0, le=1)
+    frequencies: dict[str, float] = Field(description="Share of each category among non-null values.")
+
+
+ColumnProfile = Annotated[NumericProfile | CategoricalProfile, Field(discriminator="kind")]
+
+
+class Profile(_Model):
+    """The reference profile of a training set (and optionally of the model's predictions on it)."""
+
+    format_version: Literal[1] = 1
+    n_rows: int = Field(ge=0)
+    columns: dict[str, ColumnProfile]
+    prediction: ColumnProfile | None = None
+
+    @property
+    def numeric(self) -> list[str]:
+        return [name for name, col in self.columns.items() if col.kind == "numeric"]
+
+    @property
+    def categorical(self) -> list[str]:
+        return [name for name, col in self.columns.items() if col.kind == "categorical"]
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Profile:
+        try:
+            return cls.model_validate_json(text)
+        except ValidationError as exc:
+            raise MonitorError(
+                f"Not a valid reference profile ({exc.error_count()} problems, first: "
+                f"{_first_error(exc)}). Re-register the model to store a fresh profile."
+            ) from None
+
+    def save(self, path: Path | str) -> None:
+        Path(path).write_text(self.to_json(), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path | str) -> Profile:
+        file = Path(path)
+        if not file.is_file():
+            raise MonitorError(
+                f"No reference profile at {file}. It is written when a model version is registered; "
+                "register the model again (`mloop register`) to create it."
+            )
+        return cls.from_json(file.read_bytes())
+
+
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in first['loc']) or '(top level)'}: {first['msg']}"
+
+
+def infer_kind(values: pd.Series) -> ColumnKind | None:
+    """numeric dtypes → numeric; bool, string, object and category → categorical; else ``None``."""
+    dtype = values.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return "categorical"
+    if pd.api.types.is_numeric_dtype(dtype):
+        return "numeric"
+    if (
+        isinstance(dtype, pd.CategoricalDtype)
+        or pd.api.types.is_string_dtype(dtype)
+        or pd.api.types.is_object_dtype(dtype)
+    ):
+        return "categorical"
+    return None  # datetimes, periods, intervals: no drift statistic here
+
+
+def infer_kinds(frame: pd.DataFrame, columns: list[str] | None = None) -> tuple[list[str], list[str]]:
+    """Split columns into ``(numeric, categorical)`` by dtype; unsupported dtypes are left out."""
+    numeric: list[str] = []
+    categorical: list[str] = []
+    for name in frame.columns if columns is None else columns:
+        kind = infer_kind(frame[name])
+        if kind == "numeric":
+            numeric.append(str(name))
+        elif kind == "categorical":
+            categorical.append(str(name))
+    return numeric, categorical
+
+
+def numeric_values(values: pd.Series) -> NDArray[np.float64]:
+    """Values as float64 with NaN for missing; unparseable and infinite values count as missing."""
+    array = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    finite: NDArray[np.float64] = np.where(
+        np.isfinite(array), array, np.nan
+    )  # a copy: to_numpy may be read-only
+    return finite
+
+
+def category_counts(values: pd.Series) -> tuple[dict[str, int], int]:
+    """``(count per category label, missing count)``, most frequent first.
+
+    Labels are strings; integral floats are written as integers so a code column read back with
+    NaNs (``20.0``) matches its integer reference (``20``).
+    """
+    present = values.dropna()
+    if pd.api.types.is_float_dtype(present.dtype) and bool(np.all(np.mod(present.to_numpy(), 1) == 0)):
+        present = present.astype("int64")
+    counts = present.astype(str).value_counts()
+    ordered = sorted(((str(k), int(v)) for k, v in counts.items()), key=lambda kv: (-kv[1], kv[0]))
+    return dict(ordered), len(values) - len(present)
+
+
+def _numeric_profile(values: pd.Series, bins: int, sample_size: int, seed: int) -> NumericProfile:
+    array = numeric_values(values)
+    finite = array[~np.isnan(array)]
+    edges = np.unique(np.quantile(finite, np.linspace(0, 1, bins + 1))) if finite.size else np.array([])
+    rng = np.random.default_rng(seed)  # fresh per column: adding a column leaves the others' samples alone
+    sample = (
+        finite
+        if finite.size <= sample_size
+        else finite[np.sort(rng.choice(finite.size, sample_size, replace=False))]
+    )
+    return NumericProfile(
+        count=int(finite.size),
+        null_rate=_rate(array.size - finite.size, array.size),
+        mean=float(finite.mean()) if finite.size else None,
+        std=float(finite.std(ddof=1)) if finite.size > 1 else None,
+        min=float(finite.min()) if finite.size else None,
+        max=float(finite.max()) if finite.size else None,
+        edges=[float(e) for e in edges],
+        counts=[int(c) for c in bin_counts(finite, edges)],
+        sample=[float(v) for v in sample],
+    )
+
+
+def _categorical_profile(values: pd.Series) -> CategoricalProfile:
+    counts, nulls = category_counts(values)
+    present = len(values) - nulls
+    return CategoricalProfile(
+        count=present,
+        null_rate=_rate(nulls, len(values)),
+        frequencies={label: count / present for label, count in counts.items()},
+    )
+
+
+def _rate(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0
+
+
+def profile_column(
+    values: pd.Series, kind: ColumnKind, *, bins: int = 10, sample_size: int = 2000, seed: int = 0
+) -> NumericProfile | CategoricalProfile:
+    """Profile one column as ``kind``."""
+    if kind == "numeric":
+        return _numeric_profile(values, bins, sample_size, seed)
+    return _categorical_profile(values)
+
+
+def build_profile(
+    frame: pd.DataFrame,
+    numeric: list[str],
+    categorical: list[str],
+    prediction: np.ndarray | pd.Series | None = None,
+    sample_size: int = 2000,
+    bins: int = 10,
+    seed: int = 0,
+    prediction_kind: ColumnKind | None = None,
+) -> Profile:
+    """Profile the training ``frame`` (and the model's ``prediction`` on it) for monitoring.
+
+    ``prediction`` may be numbers (a regression output or a positive-class probability: profiled
+    numeric) or labels (strings/bools: profiled categorical). Integer class labels are numbers to
+    NumPy, so pass ``prediction_kind="categorical"`` for them.
+    """
+    _check_columns(frame, numeric, categorical)
+    if bins < 1 or sample_size < 1:
+        raise ValueError("bins and sample_size must be at least 1")
+    kinds: dict[str, ColumnKind] = {
+        **dict.fromkeys(numeric, "numeric"),
+        **dict.fromkeys(categorical, "categorical"),
+    }
+    columns = {
+        name: profile_column(frame[name], kind, bins=bins, sample_size=sample_size, seed=seed)
+        for name, kind in kinds.items()
+    }
+    return Profile(
+        n_rows=len(frame),
+        columns=columns,
+        prediction=_prediction_profile(prediction, len(frame), prediction_kind, bins, sample_size, seed),
+    )
+
+
+def _check_columns(frame: pd.DataFrame, numeric: list[str], categorical: list[str]) -> None:
+    if frame.empty:
+        raise MonitorError("Cannot build a reference profile from an empty frame: it has no rows.")
+    both = sorted(set(numeric) & set(categorical))
+    if both:
+        raise ValueError(f"columns listed as both numeric and categorical: {', '.join(both)}")
+    missing = [c for c in [*numeric, *categorical] if c not in frame.columns]
+    if missing:
+        raise MonitorError(
+            f"Cannot profile columns {', '.join(missing)}: the frame has no such columns "
+            f"(it has {', '.join(map(str, frame.columns[:20]))}{', …' if frame.shape[1] > 20 else ''})."
+        )
+
+
+def _prediction_profile(
+    prediction: np.ndarray | pd.Series | None,
+    n_rows: int,
+    kind: ColumnKind | None,
+    bins: int,
+    sample_size: int,
+    seed: int,
+) -> NumericProfile | CategoricalProfile | None:
+    if prediction is None:
+        return None
+    values = prediction_series(prediction)
+    if len(values) != n_rows:
+        raise MonitorError(f"Got {len(values)} predictions for {n_rows} rows; pass one prediction per row.")
+    resolved = kind or infer_kind(values)
+    if resolved is None:
+        raise MonitorError(f"Cannot profile predictions of dtype {values.dtype}; pass numbers or labels.")
+    return profile_column(values, resolved, bins=bins, sample_size=sample_size, seed=seed)
+
+
+def prediction_series(prediction: np.ndarray | pd.Series) -> pd.Series:
+    """Predictions as a flat Series (a column vector ``(n, 1)`` is accepted)."""
+    if isinstance(prediction, pd.Series):
+        return prediction.reset_index(drop=True)
+    array = np.asarray(prediction)
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim != 1:
+        raise MonitorError(f"Predictions must be one value per row, got an array of shape {array.shape}.")
+    return pd.Series(array, name=PREDICTION)
+
+
+__all__ = [
+    "PREDICTION",
+    "CategoricalProfile",
+    "ColumnKind",
+    "ColumnProfile",
+    "NumericProfile",
+    "Profile",
+    "build_profile",
+    "category_counts",
+    "infer_kind",
+    "infer_kinds",
+    "numeric_values",
+    "prediction_series",
+    "profile_column",
+]

@@ -1,0 +1,170 @@
+"""`mloop report`: one self-contained HTML page (inline SVG, no scripts, no network)."""
+
+from __future__ import annotations
+
+import html
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mloop.monitor.runner import history
+from mloop.project import Project
+from mloop.registry import audit
+from mloop.registry.versions import list_versions
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:1100px}
+h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:.85rem}td,th{padding:.25rem .6rem;border-bottom:1px solid #eee;text-align:left}
+.drift{color:#b00020;font-weight:600}.muted{color:#777}svg text{font-size:11px;fill:#444}
+"""
+
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{_esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def line_chart(series: dict[str, list[float | None]], labels: list[str], title: str) -> str:
+    """An SVG line chart of one or more series over the same x labels."""
+    width, height, pad = 760, 240, 48
+    values = [v for s in series.values() for v in s if v is not None]
+    if not values or not labels:
+        return f"<p class='muted'>{_esc(title)}: no data yet.</p>"
+    low, high = min(values), max(values)
+    span = (high - low) or abs(high) or 1.0
+    low, high = low - 0.05 * span, high + 0.05 * span
+
+    def x(i: int) -> float:
+        return pad + (width - 2 * pad) * (i / max(1, len(labels) - 1))
+
+    def y(v: float) -> float:
+        return height - pad + (pad * 2 - height) * (v - low) / (high - low)
+
+    colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"]
+    parts = [f"<svg width='{width}' height='{height}' role='img' aria-label='{_esc(title)}'>"]
+    parts.append(f"<text x='{pad}' y='16'>{_esc(title)}</text>")
+    for frac in (0.0, 0.5, 1.0):
+        v = low + frac * (high - low)
+        parts.append(f"<line x1='{pad}' x2='{width - pad}' y1='{y(v):.1f}' y2='{y(v):.1f}' stroke='#eee'/>")
+        parts.append(f"<text x='2' y='{y(v) + 4:.1f}'>{v:,.4g}</text>")
+    for i, label in enumerate(labels):
+        parts.append(f"<text x='{x(i) - 8:.1f}' y='{height - pad + 16}'>{_esc(label)}</text>")
+    for (name, points), color in zip(series.items(), colors, strict=False):
+        coords = [f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(points) if v is not None]
+        parts.append(
+            f"<polyline class='series' fill='none' stroke='{color}' stroke-width='2' points='{' '.join(coords)}'/>"
+        )
+        parts.extend(
+            f"<circle cx='{x(i):.1f}' cy='{y(v):.1f}' r='3' fill='{color}'>"
+            f"<title>{_esc(name)}: {v:,.4g}</title></circle>"
+            for i, v in enumerate(points)
+            if v is not None
+        )
+        legend_y = 16 + 14 * (list(series).index(name) + 1)
+        parts.append(
+            f"<text x='{width - pad - 160}' y='{legend_y}' style='fill:{color}'>■ {_esc(name)}</text>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def bar_chart(values: dict[str, float], threshold: float, title: str) -> str:
+    """Horizontal SVG bars, the threshold drawn as a line."""
+    if not values:
+        return f"<p class='muted'>{_esc(title)}: no data yet.</p>"
+    width, row, left = 760, 18, 170
+    top = max(max(values.values()), threshold) * 1.1 or 1.0
+    height = row * len(values) + 30
+    parts = [f"<svg width='{width}' height='{height}' role='img' aria-label='{_esc(title)}'>"]
+    parts.append(f"<text x='0' y='12'>{_esc(title)}</text>")
+    for i, (name, v) in enumerate(values.items()):
+        y0 = 20 + i * row
+        w = (width - left - 60) * v / top
+        color = "#d62728" if v > threshold else "#1f77b4"
+        parts.append(f"<text x='0' y='{y0 + 12}'>{_esc(name)}</text>")
+        parts.append(
+            f"<rect class='bar' x='{left}' y='{y0}' width='{w:.1f}' height='{row - 4}' fill='{color}'/>"
+        )
+        parts.append(f"<text x='{left + w + 4:.1f}' y='{y0 + 12}'>{v:.3f}</text>")
+    tx = left + (width - left - 60) * threshold / top
+    parts.append(
+        f"<line x1='{tx:.1f}' x2='{tx:.1f}' y1='18' y2='{height}' stroke='#b00020' stroke-dasharray='4'/>"
+    )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def render_report(project: Project) -> str:
+    windows = history(project)
+    metric = project.config.primary_metric
+    labels = [f"{w['model_version']}·{i}" for i, w in enumerate(windows)]
+    quality_chart = line_chart(
+        {
+            f"live {metric}": [w["quality"].get(metric) for w in windows],
+            f"training {metric}": [w["training_quality"].get(metric) for w in windows],
+        },
+        labels,
+        f"{metric} per window (label: version·window)",
+    )
+    drift_chart = line_chart(
+        {"drifted features": [float(w["n_drifted"]) for w in windows]}, labels, "drifted features per window"
+    )
+    latest = windows[-1] if windows else None
+    psi = {}
+    if latest:
+        psi = {d["feature"]: d["value"] for d in latest["drift"] if d["statistic"] == "psi"}
+        psi = dict(sorted(psi.items(), key=lambda kv: -kv[1])[:15])
+    psi_chart = bar_chart(
+        psi, project.config.monitor.psi_threshold, "PSI per feature, latest window (top 15)"
+    )
+    versions = [
+        [
+            _esc(v.version),
+            _esc(", ".join(v.aliases)),
+            f"{v.metric(metric):,.4g}" if v.metric(metric) is not None else "",
+            _esc(v.tags.get("mloop.data_hash", "")[:12]),
+            _esc(json.loads(v.tags["mloop.gate"]).get("reason", "")) if "mloop.gate" in v.tags else "",
+        ]
+        for v in list_versions(project)
+    ]
+    events = [
+        [_esc(e["ts"]), _esc(e["event"]), _esc(e.get("version", "")), _esc(e.get("reason", ""))]
+        for e in audit.read(project.audit_log)
+    ]
+    window_rows = [
+        [
+            str(i),
+            _esc(w["model_version"]),
+            str(w["n_rows"]),
+            f"<span class='drift'>{w['n_drifted']}</span>" if w["dataset_drift"] else str(w["n_drifted"]),
+            _esc(", ".join(w["drifted_features"][:4])),
+            f"{w['quality'].get(metric):,.4g}" if w["quality"].get(metric) is not None else "",
+            f"{w['decay']:+.1%}" if w.get("decay") is not None else "",
+        ]
+        for i, w in enumerate(windows)
+    ]
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>mloop report: {_esc(project.name)}</title><style>{_CSS}</style></head><body>
+<h1>mloop report: {_esc(project.name)}</h1><p class="muted">generated {now} · task {project.config.task}
+· gate metric {metric}</p>
+<h2>Quality over time</h2>{quality_chart}
+<h2>Drift over time</h2>{drift_chart}
+<h2>Drift per feature</h2>{psi_chart}
+<h2>Monitoring windows</h2>{_table(["window", "version", "rows", "drifted", "features", metric, "decay"], window_rows)}
+<h2>Model versions</h2>{_table(["version", "aliases", metric, "data", "gate"], versions)}
+<h2>Promotions and rollbacks</h2>{_table(["time", "event", "version", "reason"], events)}
+</body></html>"""
+
+
+def write_report(project: Project, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_report(project), encoding="utf-8")
+    return path

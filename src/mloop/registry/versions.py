@@ -1,0 +1,137 @@
+"""Model versions in the MLflow registry: register with lineage tags, read, load, move aliases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from mloop.errors import RegistryError
+from mloop.project import Project
+from mloop.tracking.store import connect
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    version: str
+    run_id: str
+    aliases: list[str]
+    tags: dict[str, str]
+    created_ms: int
+
+    def metric(self, name: str) -> float | None:
+        value = self.tags.get(f"mloop.metric.{name}")
+        return float(value) if value is not None else None
+
+
+def _info(mv: ModelVersion) -> VersionInfo:
+    return VersionInfo(
+        version=str(mv.version),
+        run_id=str(mv.run_id),
+        aliases=list(mv.aliases or []),
+        tags=dict(mv.tags or {}),
+        created_ms=int(mv.creation_timestamp or 0),
+    )
+
+
+def latest_training_run(project: Project) -> str:
+    client = connect(project)
+    experiment = client.get_experiment_by_name(project.experiment_name)
+    if experiment is None:
+        raise RegistryError(f"No MLflow experiment {project.experiment_name!r}; run `mloop train` first.")
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string="tags.`mloop.stage` = 'train' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    if not runs:
+        raise RegistryError("No finished training run to register; run `mloop train` first.")
+    return str(runs[0].info.run_id)
+
+
+def register(project: Project, run_id: str | None = None) -> VersionInfo:
+    """Register the model of ``run_id`` (default: the latest training run) with its lineage tags."""
+    client = connect(project)
+    run_id = run_id or latest_training_run(project)
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        raise RegistryError(f"No MLflow run {run_id!r} in {project.tracking_uri}.") from None
+    for existing in client.search_model_versions(f"name = '{project.name}' and run_id = '{run_id}'"):
+        return _info(existing)  # registering the same run twice would duplicate a version
+    try:
+        client.get_registered_model(project.name)
+    except MlflowException:
+        client.create_registered_model(project.name, description=f"mloop project {project.name}")
+    model_ids = [o.model_id for o in (run.outputs.model_outputs if run.outputs else [])]
+    source = f"models:/{model_ids[0]}" if model_ids else f"runs:/{run_id}/model"
+    mv = client.create_model_version(project.name, source, run_id=run_id)
+    tags = {k: v for k, v in run.data.tags.items() if k.startswith("mloop.") and k != "mloop.stage"}
+    tags.update(
+        {f"mloop.metric.{k}": repr(v) for k, v in run.data.metrics.items() if not k.startswith("baseline")}
+    )
+    for key, value in tags.items():
+        client.set_model_version_tag(project.name, mv.version, key, value)
+    return get_version(project, str(mv.version))
+
+
+def get_version(project: Project, version: str) -> VersionInfo:
+    client = connect(project)
+    try:
+        return _info(client.get_model_version(project.name, version))
+    except MlflowException:
+        raise RegistryError(
+            f"Model {project.name!r} has no version {version!r}; `mloop models` lists the versions."
+        ) from None
+
+
+def list_versions(project: Project) -> list[VersionInfo]:
+    client = connect(project)
+    versions = client.search_model_versions(f"name = '{project.name}'")
+    return sorted((_info(v) for v in versions), key=lambda v: int(v.version))
+
+
+def alias_version(project: Project, alias: str = CHAMPION) -> VersionInfo | None:
+    client = connect(project)
+    try:
+        return _info(client.get_model_version_by_alias(project.name, alias))
+    except MlflowException:
+        return None
+
+
+def set_alias(project: Project, version: str, alias: str = CHAMPION) -> None:
+    """Move ``alias`` to ``version`` in one registry write, so readers never see it missing."""
+    connect(project).set_registered_model_alias(project.name, alias, version)
+
+
+def set_tag(project: Project, version: str, key: str, value: str) -> None:
+    connect(project).set_model_version_tag(project.name, version, key, value)
+
+
+def load_model(project: Project, version: str) -> Any:
+    """The scikit-learn pipeline of one version."""
+    connect(project)
+    try:
+        return mlflow.sklearn.load_model(f"models:/{project.name}/{version}")
+    except (MlflowException, OSError) as exc:
+        raise RegistryError(f"cannot load version {version} of {project.name!r}: {exc}") from None
+
+
+def download_run_artifact(project: Project, run_id: str, path: str) -> str:
+    connect(project)
+    try:
+        return str(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path))
+    except (MlflowException, OSError) as exc:
+        raise RegistryError(f"run {run_id} has no artifact {path!r}: {exc}") from None
+
+
+def client(project: Project) -> MlflowClient:
+    return connect(project)

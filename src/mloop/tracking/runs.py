@@ -1,0 +1,110 @@
+"""Write one training run to MLflow: params, metrics, lineage tags, dataset, model and artifacts."""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import warnings
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import mlflow.sklearn
+import pandas as pd
+from mlflow.data.pandas_dataset import from_pandas
+from mlflow.models import infer_signature
+
+from mloop.data.snapshot import Snapshot
+from mloop.project import Project
+from mloop.tracking.store import connect, git_sha
+
+MODEL_ARTIFACT = "model"
+HOLDOUT_ARTIFACT = "holdout.parquet"
+PROFILE_ARTIFACT = "reference_profile.json"
+CONTRACT_ARTIFACT = "contract.yaml"
+
+
+# Pickle is the format `mlflow models serve` and every peer reads; the registry is the trust boundary.
+logging.getLogger("mlflow.sklearn").setLevel(logging.ERROR)
+
+
+@dataclass(frozen=True)
+class LoggedRun:
+    run_id: str
+    model_uri: str
+
+
+def _requirements() -> list[str]:
+    # Given explicitly: MLflow's inference of requirements loads the model in a subprocess (seconds).
+    return [f"{pkg}=={version(pkg)}" for pkg in ("scikit-learn", "pandas", "numpy", "scipy")]
+
+
+def log_training_run(
+    project: Project,
+    *,
+    model: Any,
+    snapshot: Snapshot,
+    train_frame: pd.DataFrame,
+    features: pd.DataFrame,
+    holdout: pd.DataFrame,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    tags: dict[str, str],
+    artifacts: dict[str, str],
+    run_name: str | None = None,
+) -> LoggedRun:
+    """Log everything about a trained model in one MLflow run and return where the model is."""
+    connect(project)
+    sha = git_sha(project.root)
+    all_tags = {
+        "mloop.stage": "train",
+        "mloop.data_hash": snapshot.hash,
+        "mloop.data_source": snapshot.source,
+        "mloop.version": version("mloop"),
+        **({"mloop.git_sha": sha, "mlflow.source.git.commit": sha} if sha else {}),
+        **tags,
+    }
+    with mlflow.start_run(run_name=run_name) as run, warnings.catch_warnings():
+        # MLflow's schema inference warns about integer columns and ambiguous local sources, and
+        # trips pandas 4 deprecations; none of it is actionable for the user.
+        warnings.filterwarnings(
+            "ignore", message="Hint: Inferred schema contains integer", category=UserWarning
+        )
+        warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+        warnings.filterwarnings("ignore", category=FutureWarning, module="mlflow")
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module="mlflow")
+        warnings.filterwarnings("ignore", message="Operation with range is deprecated")
+        mlflow.set_tags(all_tags)
+        mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+        mlflow.log_metrics(metrics)
+        dataset = from_pandas(
+            train_frame,
+            source=snapshot.source,
+            name=f"snapshot-{snapshot.hash[:12]}",
+            digest=snapshot.hash[:36],
+        )
+        mlflow.log_input(dataset, context="training")
+        example = features.head(5)
+        signature = infer_signature(example, model.predict(example))
+        info = mlflow.sklearn.log_model(
+            model,
+            name=MODEL_ARTIFACT,
+            signature=signature,
+            input_example=example,
+            pip_requirements=_requirements(),
+            serialization_format="cloudpickle",
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            holdout_path = Path(tmp) / HOLDOUT_ARTIFACT
+            holdout.to_parquet(holdout_path, index=False)
+            mlflow.log_artifact(str(holdout_path))
+            for name, text in artifacts.items():
+                path = Path(tmp) / name
+                path.write_text(text, encoding="utf-8")
+                mlflow.log_artifact(str(path))
+            (Path(tmp) / "metrics.json").write_text(json.dumps(metrics, indent=2))
+            mlflow.log_artifact(str(Path(tmp) / "metrics.json"))
+        return LoggedRun(run_id=run.info.run_id, model_uri=info.model_uri)
