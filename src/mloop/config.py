@@ -7,6 +7,7 @@ are errors so a misspelt setting never silently falls back to its default.
 from __future__ import annotations
 
 import difflib
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,6 +45,12 @@ class TrainConfig(_Section):
     estimator: Literal["hist_gradient_boosting", "random_forest", "linear"] = "hist_gradient_boosting"
     params: dict[str, Any] = Field(default_factory=dict)
     seed: int = 42
+    threads: int = Field(
+        default=1,
+        ge=0,
+        description="OpenMP/BLAS threads for fitting and scoring (0: all cores). One by default: measured on "
+        "2 shared cores, HistGradientBoosting fitted Ames in 1.3 s with one thread and 10.8 s with two.",
+    )
 
 
 class GateConfig(_Section):
@@ -138,6 +145,12 @@ def _fields_of(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
     return list(current.model_fields)
 
 
+def _env_origin(loc: tuple[int | str, ...]) -> str:
+    """Where a value came from when the environment, not the file, set it."""
+    name = "MLOOP_" + "__".join(str(p) for p in loc).upper()
+    return f" (from environment variable {name})" if any(k.upper() == name for k in os.environ) else ""
+
+
 def format_validation_error(error: ValidationError, source: str) -> str:
     lines = []
     for item in error.errors():
@@ -146,11 +159,11 @@ def format_validation_error(error: ValidationError, source: str) -> str:
         if item["type"] == "extra_forbidden":
             hint = difflib.get_close_matches(str(loc[-1]), _fields_of(MloopConfig, loc), n=1)
             suggestion = f" (did you mean {'.'.join([*map(str, loc[:-1]), hint[0]])!r}?)" if hint else ""
-            lines.append(f"  {key}: unknown key{suggestion}")
+            lines.append(f"  {key}: unknown key{suggestion}{_env_origin(loc)}")
         elif item["type"] == "missing":
             lines.append(f"  {key}: required key is missing")
         else:
-            lines.append(f"  {key}: {item['msg']} (got {item.get('input')!r})")
+            lines.append(f"  {key}: {item['msg']} (got {item.get('input')!r}){_env_origin(loc)}")
     return f"{source} is not a valid mloop config:\n" + "\n".join(lines)
 
 

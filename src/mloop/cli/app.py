@@ -22,9 +22,7 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
-ConfigOption = Annotated[
-    Path, typer.Option("--config", "-c", help="Project config file.", envvar="MLOOP_CONFIG")
-]
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Project config file.", envvar="MLOOP_CONFIG")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")]
 
 

@@ -34,9 +34,7 @@ def ingest(
         f"[green]snapshot[/] {snap.hash[:12]}  {snap.rows} rows × {len(snap.columns)} columns from {snap.source}"
     )
     if result.contract_created:
-        console.print(
-            f"inferred the data contract → {proj.contract_path} (edit it to tighten or loosen checks)"
-        )
+        console.print(f"inferred the data contract → {proj.contract_path} (edit it to tighten or loosen checks)")
 
 
 @app.command()
@@ -61,9 +59,7 @@ def validate(
         if report.violations:
             console.print(table)
         verdict = "[green]passed[/]" if report.passed else "[red]rejected[/]"
-        console.print(
-            f"{verdict}: {len(report.errors)} errors, {len(report.warnings)} warnings, {report.rows} rows"
-        )
+        console.print(f"{verdict}: {len(report.errors)} errors, {len(report.warnings)} warnings, {report.rows} rows")
     if not report.passed:
         raise ContractError(
             f"snapshot {snap.hash[:12]} breaks the data contract; it is quarantined in "

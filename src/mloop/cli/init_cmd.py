@@ -17,9 +17,7 @@ def init(
     folder: Annotated[Path, typer.Argument(help="Project folder to create.")],
     source: Annotated[str, typer.Option(help="CSV/Parquet file (or URI) with the training data.")],
     target: Annotated[str, typer.Option(help="Column to predict.")],
-    task: Annotated[
-        Task | None, typer.Option(help="regression or classification; guessed if omitted.")
-    ] = None,
+    task: Annotated[Task | None, typer.Option(help="regression or classification; guessed if omitted.")] = None,
     time_column: Annotated[str | None, typer.Option(help="Orders rows in time for a temporal split.")] = None,
     name: Annotated[str | None, typer.Option(help="Project (and registered model) name.")] = None,
 ) -> None:

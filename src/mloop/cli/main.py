@@ -5,10 +5,17 @@ from __future__ import annotations
 import sys
 
 import click
+import typer
+from rich.markup import escape
 
 from mloop.cli import data_cmds, init_cmd, model_cmds, ops_cmds  # noqa: F401 - registers commands
 from mloop.cli.app import app, err_console
 from mloop.errors import MloopError
+
+# typer >= 0.29 raises usage errors from its own copy of click, which click.ClickException misses.
+_USAGE_ERRORS: tuple[type[click.ClickException], ...] = tuple(
+    {click.ClickException, *(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")}
+)
 
 
 def main() -> None:
@@ -16,12 +23,13 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except MloopError as exc:
-        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+        # escaped: a message quotes user data (column names, paths) that must not be read as Rich markup
+        err_console.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
+    except _USAGE_ERRORS as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, typer.Abort):
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -36,9 +36,7 @@ def train_cmd(
     if as_json:
         emit_json(result.__dict__)
         return
-    console.print(
-        f"[green]run[/] {result.run_id}  {result.rows_train} train / {result.rows_test} holdout rows"
-    )
+    console.print(f"[green]run[/] {result.run_id}  {result.rows_train} train / {result.rows_test} holdout rows")
     console.print(f"  model:    {_print_metrics(result.metrics)}")
     console.print(f"  baseline: {_print_metrics(result.baseline)}")
 
@@ -46,9 +44,7 @@ def train_cmd(
 @app.command()
 def register(
     ctx: typer.Context,
-    run_id: Annotated[
-        str | None, typer.Option(help="MLflow run id; default: the latest training run.")
-    ] = None,
+    run_id: Annotated[str | None, typer.Option(help="MLflow run id; default: the latest training run.")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Register a trained model as a new version in the MLflow model registry."""

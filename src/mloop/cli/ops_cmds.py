@@ -43,9 +43,7 @@ def monitor_cmd(
     if as_json:
         emit_json(result.to_dict())
         return
-    features = Table(
-        "feature", "kind", "psi", "test", "p-value", "drifted", title="drift per feature (top 10 by PSI)"
-    )
+    features = Table("feature", "kind", "psi", "test", "p-value", "drifted", title="drift per feature (top 10 by PSI)")
     for f in sorted(result.drift.features, key=lambda f: -f.psi)[:10]:
         features.add_row(
             f.feature,
@@ -62,9 +60,7 @@ def monitor_cmd(
 @app.command("retrain")
 def retrain_cmd(
     ctx: typer.Context,
-    if_needed: Annotated[
-        bool, typer.Option("--if-needed", help="Only when monitoring calls for it.")
-    ] = False,
+    if_needed: Annotated[bool, typer.Option("--if-needed", help="Only when monitoring calls for it.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Train a challenger on training data plus labelled production rows; promote it only if it wins."""
@@ -105,12 +101,40 @@ def report(
 
 @app.command()
 def demo(
-    folder: Annotated[
-        Path | None, typer.Option("--dir", help="Project folder (default: a new temp folder).")
-    ] = None,
+    folder: Annotated[Path | None, typer.Option("--dir", help="Project folder (default: a new temp folder).")] = None,
     port: Annotated[int, typer.Option(help="Port for the demo server (0: any free port).")] = 0,
 ) -> None:
     """Run the whole loop on the Ames house prices: train, serve, drift, retrain, promote."""
     from mloop.demo.runner import run_demo
 
     run_demo(folder, port)
+
+
+@app.command()
+def watch(
+    ctx: typer.Context,
+    interval: Annotated[float, typer.Option(help="Seconds between checks.")] = 60.0,
+    cycles: Annotated[int | None, typer.Option(help="Stop after this many checks (default: run until Ctrl-C).")] = None,
+) -> None:
+    """Run the retraining controller as a daemon: monitor, retrain if needed, repeat."""
+    import time
+
+    from mloop.errors import MonitorError
+
+    proj = project(ctx)
+    done = 0
+    while cycles is None or done < cycles:
+        try:
+            result = retrain(proj, if_needed=True)
+        except MonitorError as exc:  # no traffic yet is not a reason to stop watching
+            console.print(f"waiting: {exc.message}")
+        else:
+            if result.version is None:
+                blockers = "; ".join(result.decision.blockers)
+                console.print(f"no retraining needed{': ' + blockers if blockers else ''}")
+            else:
+                verdict = "promoted" if result.promoted else "kept the champion"
+                console.print(f"retrained → version {result.version.version}: {verdict}")
+        done += 1
+        if cycles is None or done < cycles:
+            time.sleep(interval)

@@ -231,9 +231,7 @@ def numeric_drift(
     ref_counts = np.asarray(reference_counts, dtype=np.float64)
     # Reference as shares of all rows, so its null rate weighs the same as the current one.
     ref_total = ref_counts.sum()
-    ref_shares = (
-        ref_counts / ref_total * (1 - reference_null_rate) if ref_total > 0 else np.zeros_like(ref_counts)
-    )
+    ref_shares = ref_counts / ref_total * (1 - reference_null_rate) if ref_total > 0 else np.zeros_like(ref_counts)
     ref_cells, cur_cells = _with_missing_cell(
         ref_shares, bin_counts(values, edges).astype(np.float64), reference_null_rate, float(nulls)
     )
@@ -288,10 +286,7 @@ def categorical_drift(
     unseen = [k for k in current_counts if k not in reference_freq]
     ref_total = sum(reference_freq.values())
     ref_cells = np.array(
-        [
-            reference_freq[c] / ref_total * (1 - reference_null_rate) if ref_total > 0 else 0.0
-            for c in categories
-        ]
+        [reference_freq[c] / ref_total * (1 - reference_null_rate) if ref_total > 0 else 0.0 for c in categories]
     )
     cur_cells = np.array([current_counts.get(c, 0) for c in categories], dtype=np.float64)
     if unseen:

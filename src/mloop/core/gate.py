@@ -51,9 +51,7 @@ def decide(
     finite = challenger_value == challenger_value and abs(challenger_value) != float("inf")
     checks.append(GateCheck("finite_metric", finite, f"{metric}={challenger_value:.6g} is a finite number"))
     if champion_value is None:
-        checks.append(
-            GateCheck("beats_champion", True, "no champion yet: the first version becomes champion")
-        )
+        checks.append(GateCheck("beats_champion", True, "no champion yet: the first version becomes champion"))
     else:
         wins = finite and is_better(metric, challenger_value, champion_value, min_improvement)
         verb = "beats" if wins else "does not beat"

@@ -177,9 +177,7 @@ def load_contract(path: Path) -> Contract:
     except yaml.YAMLError as exc:
         raise ContractError(f"{path} is not valid YAML: {exc}") from None
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False))
         raise ContractError(f"{path} is not a valid data contract: {problems}") from None
 
 
@@ -276,7 +274,8 @@ def _schemas(contract: Contract) -> dict[Severity, pa.DataFrameSchema]:
             columns[level][name] = pa.Column(
                 checks=by_severity[level],
                 nullable=spec.nullable or level != null_severity,
-                required=level == sev.get("missing_column", "error"),
+                # Ignored and id columns are not needed by the model, so a batch may leave them out.
+                required=level == sev.get("missing_column", "error") and spec.role in ("feature", "target", "time"),
             )
     return {level: pa.DataFrameSchema(cols) for level, cols in columns.items()}
 
@@ -296,17 +295,14 @@ def _violations(failures: pd.DataFrame, severity: Severity, contract: Contract) 
         spec = contract.columns.get(str(column))
         examples = [
             {"row": int(idx), "value": None if pd.isna(val) else str(val)}
-            for idx, val in zip(
-                group["index"].head(EXAMPLES), group["failure_case"].head(EXAMPLES), strict=True
-            )
+            for idx, val in zip(group["index"].head(EXAMPLES), group["failure_case"].head(EXAMPLES), strict=True)
             if pd.notna(idx)
         ]
         count = len(group)
         what = {
             "dtype": f"values that are not {spec.dtype}" if spec else "values of the wrong type",
             "nullable": "missing values in a column the contract says is never null",
-            "range": f"values outside the contract's range [{spec.min if spec else '?'}, "
-            f"{spec.max if spec else '?'}]",
+            "range": f"values outside the contract's range [{spec.min if spec else '?'}, {spec.max if spec else '?'}]",
             "categories": "categories the contract has not seen",
         }.get(check_name, f"values failing {check_name}")
         shown = ", ".join(f"row {e['row']}: {e['value']!r}" for e in examples)
@@ -357,7 +353,5 @@ def coerce_frame(frame: pd.DataFrame, contract: Contract, columns: list[str] | N
             out[name] = pd.to_numeric(series, errors="coerce").astype("float64")
         else:
             text = series.astype(object)
-            out[name] = (
-                text.where(text.notna(), np.nan).map(lambda v: v if v is np.nan else str(v)).astype(object)
-            )
+            out[name] = text.where(text.notna(), np.nan).map(lambda v: v if v is np.nan else str(v)).astype(object)
     return pd.DataFrame(out, index=frame.index)

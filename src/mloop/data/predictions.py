@@ -16,19 +16,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import pandas as pd
 
 from mloop.errors import ServeError
 
-TABLE = "predictions"
 COLUMNS = ("request_id", "ts", "model_version", "features", "prediction", "latency_ms", "label", "label_ts")
 META_COLUMNS = ("request_id", "ts", "model_version", "prediction", "latency_ms", "label", "label_ts")
 BUSY_TIMEOUT_MS = 10_000
 _MAX_PARAMS = 500  # ids per IN (...) query, well under SQLite's bound-parameter limit
 
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS {TABLE} (
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS predictions (
     request_id TEXT PRIMARY KEY,
     ts TEXT NOT NULL,
     model_version TEXT NOT NULL,
@@ -38,8 +38,16 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
     label TEXT,
     label_ts TEXT
 );
-CREATE INDEX IF NOT EXISTS {TABLE}_version_ts ON {TABLE} (model_version, ts);
+CREATE INDEX IF NOT EXISTS predictions_version_ts ON predictions (model_version, ts);
 """
+_INSERT = (
+    "INSERT INTO predictions (request_id, ts, model_version, features, prediction, latency_ms, label, label_ts) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_LABEL = "UPDATE predictions SET label = ?, label_ts = ? WHERE request_id = ?"
+_SELECT = (
+    "SELECT rowid, request_id, ts, model_version, features, prediction, latency_ms, label, label_ts FROM predictions"
+)
 
 
 def utc_now() -> str:
@@ -60,6 +68,14 @@ def _dumps(value: Any) -> str:
 
 def _loads(text: str | None) -> Any:
     return None if text is None else orjson.loads(text)
+
+
+def _missing_as_nan(frame: pd.DataFrame) -> pd.DataFrame:
+    """JSON null becomes NaN in every column, as it does when the model reads the request."""
+    for name, dtype in frame.dtypes.items():
+        if pd.api.types.is_object_dtype(dtype):
+            frame[name] = frame[name].where(frame[name].notna(), np.nan)
+    return frame.infer_objects()
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,14 +117,17 @@ class PredictionStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             with closing(self._connect()) as conn:
+                self._check_schema(conn)  # before changing anything, so a foreign file stays untouched
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.executescript(_SCHEMA)
-                found = [row[1] for row in conn.execute(f"PRAGMA table_info({TABLE})")]
         except sqlite3.DatabaseError as exc:
             raise ServeError(f"cannot open the prediction log {self.path}: {exc}") from None
-        if tuple(found) != COLUMNS:
+
+    def _check_schema(self, conn: sqlite3.Connection) -> None:
+        found = [row[1] for row in conn.execute("PRAGMA table_info(predictions)")]
+        if found and tuple(found) != COLUMNS:
             raise ServeError(
-                f"the prediction log {self.path} has a table {TABLE!r} with columns ({', '.join(found)}), "
+                f"the prediction log {self.path} has a table 'predictions' with columns ({', '.join(found)}), "
                 f"not the expected ({', '.join(COLUMNS)}). It was written by something else or another "
                 "version of mloop; move it aside (nothing was changed) and restart."
             )
@@ -138,16 +157,9 @@ class PredictionStore:
         params = [row.as_params() for row in rows]
         if not params:
             return 0
-        placeholders = ", ".join("?" * len(COLUMNS))
         try:
             with self._transaction(immediate=True) as conn:
-                conn.executemany(
-                    f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({placeholders})", params
-                )
-        except sqlite3.IntegrityError as exc:
-            raise ServeError(
-                f"cannot log predictions in {self.path}: {exc} (a request_id is already logged)"
-            ) from None
+                conn.executemany(_INSERT, params)
         except sqlite3.Error as exc:
             raise ServeError(f"cannot log predictions in {self.path}: {exc}") from None
         return len(params)
@@ -164,10 +176,7 @@ class PredictionStore:
                 unknown = [request_id for request_id in ids if request_id not in known]
                 if unknown:
                     return unknown
-                conn.executemany(
-                    f"UPDATE {TABLE} SET label = ?, label_ts = ? WHERE request_id = ?",
-                    [(_dumps(label), label_ts, request_id) for request_id, label in labels],
-                )
+                conn.executemany(_LABEL, [(_dumps(label), label_ts, request_id) for request_id, label in labels])
         except sqlite3.Error as exc:
             raise ServeError(f"cannot attach labels in {self.path}: {exc}") from None
         return []
@@ -178,7 +187,7 @@ class PredictionStore:
         for start in range(0, len(ids), _MAX_PARAMS):
             chunk = ids[start : start + _MAX_PARAMS]
             marks = ", ".join("?" * len(chunk))
-            query = f"SELECT request_id FROM {TABLE} WHERE request_id IN ({marks})"  # noqa: S608 - only placeholders
+            query = f"SELECT request_id FROM predictions WHERE request_id IN ({marks})"  # noqa: S608 - only ?s
             known.update(row[0] for row in conn.execute(query, chunk))
         return known
 
@@ -202,7 +211,7 @@ class PredictionStore:
         self, model_version: str | None, last: int | None, since: str | datetime | None, labelled_only: bool
     ) -> list[tuple[Any, ...]]:
         where, params = self._where(model_version, since, labelled_only)
-        select = f"SELECT rowid, {', '.join(COLUMNS)} FROM {TABLE}{where}"  # noqa: S608 - fixed names, bound values
+        select = _SELECT + where  # the WHERE holds fixed column names and ? placeholders only
         if last is not None:
             if last < 0:
                 raise ValueError(f"last must be zero or more, not {last}")
@@ -240,18 +249,16 @@ class PredictionStore:
             },
             columns=list(META_COLUMNS),
         )
-        features = pd.DataFrame.from_records([orjson.loads(r[4]) for r in rows], index=meta.index)
+        features = _missing_as_nan(pd.DataFrame.from_records([orjson.loads(r[4]) for r in rows], index=meta.index))
         features = features.rename(columns={c: f"feature.{c}" for c in features.columns if c in META_COLUMNS})
         return pd.concat([meta, features], axis=1)
 
-    def count(
-        self, model_version: str | None = None, since: str | None = None, labelled_only: bool = False
-    ) -> int:
+    def count(self, model_version: str | None = None, since: str | None = None, labelled_only: bool = False) -> int:
         """How many rows ``read`` would return with the same filters."""
         where, params = self._where(model_version, since, labelled_only)
         try:
             with closing(self._connect()) as conn:
-                (total,) = conn.execute(f"SELECT COUNT(*) FROM {TABLE}{where}", params).fetchone()  # noqa: S608
+                (total,) = conn.execute("SELECT COUNT(*) FROM predictions" + where, params).fetchone()  # noqa: S608
         except sqlite3.Error as exc:
             raise ServeError(f"cannot read the prediction log {self.path}: {exc}") from None
         return int(total)

@@ -155,9 +155,7 @@ def infer_kinds(frame: pd.DataFrame, columns: list[str] | None = None) -> tuple[
 def numeric_values(values: pd.Series) -> NDArray[np.float64]:
     """Values as float64 with NaN for missing; unparseable and infinite values count as missing."""
     array = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    finite: NDArray[np.float64] = np.where(
-        np.isfinite(array), array, np.nan
-    )  # a copy: to_numpy may be read-only
+    finite: NDArray[np.float64] = np.where(np.isfinite(array), array, np.nan)  # a copy: to_numpy may be read-only
     return finite
 
 
@@ -181,9 +179,7 @@ def _numeric_profile(values: pd.Series, bins: int, sample_size: int, seed: int) 
     edges = np.unique(np.quantile(finite, np.linspace(0, 1, bins + 1))) if finite.size else np.array([])
     rng = np.random.default_rng(seed)  # fresh per column: adding a column leaves the others' samples alone
     sample = (
-        finite
-        if finite.size <= sample_size
-        else finite[np.sort(rng.choice(finite.size, sample_size, replace=False))]
+        finite if finite.size <= sample_size else finite[np.sort(rng.choice(finite.size, sample_size, replace=False))]
     )
     return NumericProfile(
         count=int(finite.size),

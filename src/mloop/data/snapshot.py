@@ -85,7 +85,8 @@ def _record(folder: Path, digest: str) -> None:
 
 def load_snapshot(folder: Path, ref: str) -> Snapshot:
     """A snapshot by its full hash or a unique prefix of at least 6 characters."""
-    matches = sorted(folder.glob(f"{ref}*.json")) if len(ref) >= 6 else []
+    # Only ``<hash>.json`` marks a snapshot; ``<hash>.validation.json`` and the like sit beside it.
+    matches = sorted(p for p in folder.glob(f"{ref}*.json") if "." not in p.stem) if len(ref) >= 6 else []
     if len(matches) != 1:
         what = "no snapshot" if not matches else "several snapshots"
         raise SourceError(f"{what} matches {ref!r} in {folder}; `mloop data list` shows them.")

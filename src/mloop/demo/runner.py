@@ -29,7 +29,7 @@ from mloop.data.contract import load_contract
 from mloop.errors import MloopError, ServeError
 from mloop.monitor.report import write_report
 from mloop.monitor.runner import WindowResult, monitor
-from mloop.monitor.tables import window_table
+from mloop.monitor.tables import number
 from mloop.pipeline import stages
 from mloop.project import Project
 from mloop.registry import audit
@@ -38,7 +38,8 @@ from mloop.retrain.controller import retrain
 
 BATCH = 25
 TRAIN_YEARS = (2006, 2007)
-console = Console()
+# Wide enough for the summary tables when the output is a file or a CI log rather than a terminal.
+console = Console(width=None if sys.stdout.isatty() else 110)
 
 
 def ames() -> pd.DataFrame:
@@ -102,6 +103,7 @@ class Replay:
     target: str
     windows: list[WindowResult] = field(default_factory=list)
     served_versions: list[str] = field(default_factory=list)
+    rows: list[list[str]] = field(default_factory=list)  # the summary table, one row per window
 
     def send(self, rows: pd.DataFrame) -> None:
         records: list[dict[str, Any]] = [
@@ -133,6 +135,15 @@ def _write_project(folder: Path) -> tuple[Project, pd.DataFrame]:
     return Project.load(folder / "mloop.yaml"), traffic.reset_index(drop=True)
 
 
+def _windows(traffic: pd.DataFrame, size: int) -> list[pd.DataFrame]:
+    """Windows of ``size`` rows; a short remainder joins the last window rather than stand alone."""
+    starts = list(range(0, len(traffic), size))
+    if len(starts) > 1 and len(traffic) - starts[-1] < size // 2:
+        starts.pop()
+    bounds = [*starts[1:], len(traffic)]
+    return [traffic.iloc[a:b] for a, b in zip(starts, bounds, strict=True)]
+
+
 def _wait_for_version(client: httpx.Client, version: str, timeout: float = 30.0) -> float:
     start = time.monotonic()
     while time.monotonic() - start < timeout:
@@ -142,11 +153,22 @@ def _wait_for_version(client: httpx.Client, version: str, timeout: float = 30.0)
     raise ServeError(f"the server did not pick up version {version} within {timeout:.0f}s")
 
 
-def run_demo(folder: Path | None = None, port: int = 0) -> Project:
-    """Run the demo and return its project (the tests read the outcome from it)."""
+@dataclass(frozen=True)
+class DemoResult:
+    project: Project
+    windows: list[WindowResult]
+    served_versions: list[str]
+    promoted: list[str]
+    final_version: str
+
+
+def run_demo(folder: Path | None = None, port: int = 0, traffic_limit: int | None = None) -> DemoResult:
+    """Run the demo; ``traffic_limit`` replays only the first N later sales (the tests use a slice)."""
     root = folder or Path(tempfile.mkdtemp(prefix="mloop-demo-"))
     console.rule("[bold]mloop demo: Ames house prices")
     project, traffic = _write_project(root)
+    if traffic_limit is not None:
+        traffic = traffic.head(traffic_limit)
     console.print(f"project: {root}")
 
     console.rule("1. train on 2006–2007 sales")
@@ -178,8 +200,7 @@ def run_demo(folder: Path | None = None, port: int = 0) -> Project:
             )
             with progress:
                 task = progress.add_task("houses sold", total=len(traffic))
-                for start in range(0, len(traffic), window_size):
-                    window = traffic.iloc[start : start + window_size]
+                for window in _windows(traffic, window_size):
                     for chunk in range(0, len(window), BATCH):
                         replay.send(window.iloc[chunk : chunk + BATCH])
                         progress.advance(task, min(BATCH, len(window) - chunk))
@@ -193,6 +214,21 @@ def run_demo(folder: Path | None = None, port: int = 0) -> Project:
                         + (f" ({result.decay:+.1%} vs training)" if result.decay is not None else "")
                     )
                     outcome = retrain(project, if_needed=True)
+                    action = "—"
+                    if outcome.version is not None:
+                        action = f"v{outcome.version.version} " + ("promoted" if outcome.promoted else "rejected")
+                    replay.rows.append(
+                        [
+                            str(len(replay.windows)),
+                            f"{sold.iloc[0]} → {sold.iloc[-1]}",
+                            result.version,
+                            str(result.drift.n_drifted),
+                            number(result.quality.get("rmse")),
+                            number(result.training_quality.get("rmse")),
+                            f"{result.decay:+.0%}" if result.decay is not None else "",
+                            action,
+                        ]
+                    )
                     if outcome.version is None:
                         continue
                     verdict = "promoted" if outcome.promoted else "rejected by the gate"
@@ -211,19 +247,24 @@ def run_demo(folder: Path | None = None, port: int = 0) -> Project:
     finally:
         server.stop()
     _summary(project, replay, final, retrains)
-    return project
+    return DemoResult(project, replay.windows, replay.served_versions, retrains, str(final.get("version")))
 
 
 def _summary(project: Project, replay: Replay, final: dict[str, Any], retrains: list[str]) -> None:
     console.rule("4. summary")
-    console.print(window_table(replay.windows, "monitoring windows"))
-    table = Table("version", "aliases", "rmse (own holdout)", "training rows", "gate", title="model versions")
+    windows = Table(
+        "#", "sold", "served", "drifted", "live rmse", "train rmse", "decay", "retrain", title="monitoring windows"
+    )
+    for row in replay.rows:
+        windows.add_row(*row)
+    console.print(windows)
+    table = Table("version", "aliases", "rmse (own holdout)", "train rows", "gate", title="model versions")
     for v in list_versions(project):
         rmse = v.metric("rmse")
         table.add_row(
             v.version,
             ", ".join(v.aliases),
-            f"{rmse:,.0f}" if rmse else "",
+            number(rmse),
             v.tags.get("mloop.rows_train", ""),
             "passed" if '"promote": true' in v.tags.get("mloop.gate", "") else "rejected",
         )
@@ -239,9 +280,7 @@ def _summary(project: Project, replay: Replay, final: dict[str, Any], retrains: 
             f"(the server answered with version {final.get('version')} at the end)"
         )
     else:
-        console.print(
-            "[yellow]no retrained model beat the champion; the original champion is still served[/]"
-        )
+        console.print("[yellow]no retrained model beat the champion; the original champion is still served[/]")
     console.print("\nlook further:")
     console.print(f"  mlflow ui --backend-store-uri {project.tracking_uri}")
     console.print(f"  mloop -c {project.root / 'mloop.yaml'} models")

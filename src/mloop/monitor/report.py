@@ -68,9 +68,7 @@ def line_chart(series: dict[str, list[float | None]], labels: list[str], title: 
             if v is not None
         )
         legend_y = 16 + 14 * (list(series).index(name) + 1)
-        parts.append(
-            f"<text x='{width - pad - 160}' y='{legend_y}' style='fill:{color}'>■ {_esc(name)}</text>"
-        )
+        parts.append(f"<text x='{width - pad - 160}' y='{legend_y}' style='fill:{color}'>■ {_esc(name)}</text>")
     parts.append("</svg>")
     return "".join(parts)
 
@@ -89,14 +87,10 @@ def bar_chart(values: dict[str, float], threshold: float, title: str) -> str:
         w = (width - left - 60) * v / top
         color = "#d62728" if v > threshold else "#1f77b4"
         parts.append(f"<text x='0' y='{y0 + 12}'>{_esc(name)}</text>")
-        parts.append(
-            f"<rect class='bar' x='{left}' y='{y0}' width='{w:.1f}' height='{row - 4}' fill='{color}'/>"
-        )
+        parts.append(f"<rect class='bar' x='{left}' y='{y0}' width='{w:.1f}' height='{row - 4}' fill='{color}'/>")
         parts.append(f"<text x='{left + w + 4:.1f}' y='{y0 + 12}'>{v:.3f}</text>")
     tx = left + (width - left - 60) * threshold / top
-    parts.append(
-        f"<line x1='{tx:.1f}' x2='{tx:.1f}' y1='18' y2='{height}' stroke='#b00020' stroke-dasharray='4'/>"
-    )
+    parts.append(f"<line x1='{tx:.1f}' x2='{tx:.1f}' y1='18' y2='{height}' stroke='#b00020' stroke-dasharray='4'/>")
     parts.append("</svg>")
     return "".join(parts)
 
@@ -121,9 +115,7 @@ def render_report(project: Project) -> str:
     if latest:
         psi = {d["feature"]: d["value"] for d in latest["drift"] if d["statistic"] == "psi"}
         psi = dict(sorted(psi.items(), key=lambda kv: -kv[1])[:15])
-    psi_chart = bar_chart(
-        psi, project.config.monitor.psi_threshold, "PSI per feature, latest window (top 15)"
-    )
+    psi_chart = bar_chart(psi, project.config.monitor.psi_threshold, "PSI per feature, latest window (top 15)")
     versions = [
         [
             _esc(v.version),

@@ -109,9 +109,7 @@ def evaluate_window(project: Project, ref: Reference, rows: pd.DataFrame, index:
     if len(labelled):
         live = quality(labelled["label"].to_numpy(), labelled["prediction"].to_numpy(), config.task)
     trained = {
-        k.removeprefix("mloop.metric."): float(v)
-        for k, v in ref.version.tags.items()
-        if k.startswith("mloop.metric.")
+        k.removeprefix("mloop.metric."): float(v) for k, v in ref.version.tags.items() if k.startswith("mloop.metric.")
     }
     return WindowResult(
         version=ref.version.version,
@@ -129,18 +127,14 @@ def evaluate_window(project: Project, ref: Reference, rows: pd.DataFrame, index:
 
 def _rows(project: Project, version: str) -> pd.DataFrame:
     if not project.predictions_db.exists():
-        raise MonitorError(
-            f"No prediction log at {project.predictions_db}; serve the model and send traffic first."
-        )
+        raise MonitorError(f"No prediction log at {project.predictions_db}; serve the model and send traffic first.")
     rows = PredictionStore(project.predictions_db).read(model_version=version)
     if rows.empty:
         raise MonitorError(f"The prediction log has no rows for version {version} yet.")
     return rows
 
 
-def monitor(
-    project: Project, version: str | None = None, last: int | None = None, write: bool = True
-) -> WindowResult:
+def monitor(project: Project, version: str | None = None, last: int | None = None, write: bool = True) -> WindowResult:
     """The last window (``monitor.window_size`` rows by default) of the model's traffic."""
     ref = load_reference(project, version)
     rows = _rows(project, ref.version.version)
@@ -151,9 +145,7 @@ def monitor(
     return result
 
 
-def monitor_windows(
-    project: Project, version: str | None = None, size: int | None = None
-) -> list[WindowResult]:
+def monitor_windows(project: Project, version: str | None = None, size: int | None = None) -> list[WindowResult]:
     """Every full window of the model's traffic, oldest first (a final partial window included)."""
     ref = load_reference(project, version)
     rows = _rows(project, ref.version.version)

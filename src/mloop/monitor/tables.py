@@ -7,6 +7,13 @@ from rich.table import Table
 from mloop.monitor.runner import WindowResult
 
 
+def number(value: float | None) -> str:
+    """Readable at a glance: prices without decimals, small metrics with four significant digits."""
+    if value is None:
+        return ""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.4g}"
+
+
 def window_table(results: list[WindowResult], title: str) -> Table:
     table = Table(title=title)
     for col in (
@@ -32,8 +39,8 @@ def window_table(results: list[WindowResult], title: str) -> Table:
             f"{r.drift.n_drifted}" + (f" ({top})" if top else ""),
             "yes" if r.drift.prediction and r.drift.prediction.drifted else "no",
             str(r.n_labelled),
-            f"{metric} {live:,.4g}" if live is not None else "",
-            f"{trained:,.4g}" if trained is not None else "",
+            number(live),
+            number(trained),
             f"{r.decay:+.1%}" if r.decay is not None else "",
         )
     return table

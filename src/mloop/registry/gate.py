@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
-from mloop.core.gate import GateDecision, decide
+from mloop.core.gate import GateCheck, GateDecision, decide
 from mloop.core.metrics import score_model
 from mloop.data.contract import Contract, coerce_frame, load_contract
 from mloop.errors import RegistryError
@@ -48,11 +49,11 @@ def _metric_on(project: Project, info: VersionInfo, holdout: pd.DataFrame, metri
     X = coerce_frame(holdout, contract)
     y = holdout[config.data.target]
     y = y.astype(str) if config.task == "classification" else y.astype(float)
-    values = score_model(load_model(project, info.version), X, y, config.task)
+    model = load_model(project, info.version)
+    with threadpool_limits(config.train.threads or None):
+        values = score_model(model, X, y, config.task)
     if metric not in values:
-        raise RegistryError(
-            f"metric {metric!r} cannot be computed for version {info.version} on this holdout."
-        )
+        raise RegistryError(f"metric {metric!r} cannot be computed for version {info.version} on this holdout.")
     return values[metric]
 
 
@@ -75,9 +76,7 @@ def evaluate_gate(project: Project, version: str) -> GateDecision:
     )
 
 
-def promote(
-    project: Project, version: str | None = None, force: bool = False, reason: str = ""
-) -> GateDecision:
+def promote(project: Project, version: str | None = None, force: bool = False, reason: str = "") -> GateDecision:
     """Gate ``version`` (default: the newest) and make it champion if it passes, or if forced."""
     versions = list_versions(project)
     if not versions:
@@ -86,7 +85,21 @@ def promote(
     previous = alias_version(project, CHAMPION)
     if previous is not None and previous.version == target.version:
         raise RegistryError(f"version {target.version} is already the champion.")
-    decision = evaluate_gate(project, target.version)
+    try:
+        decision = evaluate_gate(project, target.version)
+    except RegistryError as exc:
+        if not force:
+            raise
+        # Forcing a version the gate cannot even compare (say, a new input schema) is the override's job.
+        decision = GateDecision(
+            promote=False,
+            metric=project.config.primary_metric,
+            challenger_value=float("nan"),
+            champion_value=None,
+            champion_version=previous.version if previous else None,
+            min_improvement=project.config.gate.min_improvement,
+            checks=[GateCheck("comparable", False, exc.message)],
+        )
     set_tag(project, target.version, "mloop.gate", json.dumps(decision.to_dict(), default=str))
     promoted = decision.promote or force
     if promoted:

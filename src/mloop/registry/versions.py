@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import mlflow
@@ -75,9 +75,7 @@ def register(project: Project, run_id: str | None = None) -> VersionInfo:
     source = f"models:/{model_ids[0]}" if model_ids else f"runs:/{run_id}/model"
     mv = client.create_model_version(project.name, source, run_id=run_id)
     tags = {k: v for k, v in run.data.tags.items() if k.startswith("mloop.") and k != "mloop.stage"}
-    tags.update(
-        {f"mloop.metric.{k}": repr(v) for k, v in run.data.metrics.items() if not k.startswith("baseline")}
-    )
+    tags.update({f"mloop.metric.{k}": repr(v) for k, v in run.data.metrics.items() if not k.startswith("baseline")})
     for key, value in tags.items():
         client.set_model_version_tag(project.name, mv.version, key, value)
     return get_version(project, str(mv.version))
@@ -96,7 +94,13 @@ def get_version(project: Project, version: str) -> VersionInfo:
 def list_versions(project: Project) -> list[VersionInfo]:
     client = connect(project)
     versions = client.search_model_versions(f"name = '{project.name}'")
-    return sorted((_info(v) for v in versions), key=lambda v: int(v.version))
+    if not versions:
+        return []
+    # search_model_versions leaves ``aliases`` empty; the registered model holds them.
+    held = client.get_registered_model(project.name).aliases or {}
+    infos = [_info(v) for v in versions]
+    infos = [replace(i, aliases=sorted(a for a, n in held.items() if str(n) == i.version)) for i in infos]
+    return sorted(infos, key=lambda v: int(v.version))
 
 
 def alias_version(project: Project, alias: str = CHAMPION) -> VersionInfo | None:

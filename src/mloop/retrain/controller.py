@@ -16,10 +16,12 @@ from mloop.monitor.runner import WindowResult, monitor
 from mloop.pipeline import stages
 from mloop.project import Project
 from mloop.registry import audit
-from mloop.registry.gate import promote
+from mloop.registry.gate import promote, version_contract
 from mloop.registry.versions import CHAMPION, VersionInfo, alias_version, register
 from mloop.retrain.policy import RetrainDecision, decide
 from mloop.train.trainer import train
+
+BASE_DATA_TAG = "mloop.base_data_hash"
 
 
 @dataclass(frozen=True)
@@ -36,8 +38,11 @@ class RetrainResult:
 
 
 def _training_frame(project: Project, champion: VersionInfo) -> pd.DataFrame:
-    """The champion's own training snapshot, or the configured source if it is gone."""
-    digest = champion.tags.get("mloop.data_hash")
+    """The data the loop started from (before any production rows), or the source if it is gone.
+
+    Retraining adds every labelled production row to this base, so rows are never counted twice.
+    """
+    digest = champion.tags.get(BASE_DATA_TAG) or champion.tags.get("mloop.data_hash")
     if digest:
         try:
             return load_snapshot(project.snapshots_dir, digest).read()
@@ -60,8 +65,12 @@ def labelled_production_rows(project: Project, columns: list[str]) -> pd.DataFra
 
 
 def combined_data(project: Project, champion: VersionInfo) -> pd.DataFrame:
+    contract = version_contract(project, champion)
     base = _training_frame(project, champion)
-    fresh = labelled_production_rows(project, [c for c in base.columns if c != project.config.data.target])
+    # Only what the model reads (features, time, target): production rows carry nothing else.
+    keep = [c for c in base.columns if c in contract.columns and contract.columns[c].role in ("feature", "time")]
+    base = base[[*keep, project.config.data.target]]
+    fresh = labelled_production_rows(project, keep)
     time_col = project.config.data.time_column
     if time_col and time_col in base.columns and len(fresh):
         # Rows served without their time value still came after the training data.
@@ -103,13 +112,12 @@ def retrain(project: Project, if_needed: bool = False) -> RetrainResult:
     if not if_needed:
         decision = RetrainDecision(True, ["requested"] + decision.reasons, decision.blockers)
     data = combined_data(project, champion)
-    ingested = stages.ingest(
-        project, f"retrain:{champion.tags.get('mloop.data_hash', '')[:12]}+feedback", data
-    )
+    ingested = stages.ingest(project, f"retrain:{champion.tags.get('mloop.data_hash', '')[:12]}+feedback", data)
     snapshot, report = stages.validate(project, ingested.snapshot.hash)
     if not report.passed:
         raise ContractError(f"the retraining data breaks the data contract:\n{report.summary()}")
-    trained = train(project, snapshot)
+    base = champion.tags.get(BASE_DATA_TAG) or champion.tags.get("mloop.data_hash", "")
+    trained = train(project, snapshot, tags={BASE_DATA_TAG: base, "mloop.trigger": "; ".join(decision.reasons)})
     version = register(project, trained.run_id)
     verdict = promote(project, version.version, reason="retrain: " + "; ".join(decision.reasons))
     audit.append(

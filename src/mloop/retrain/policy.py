@@ -32,7 +32,5 @@ def decide(
         reasons.append(f"{metric} is {decay:.1%} worse than at training time (limit {max_quality_decay:.1%})")
     blockers = []
     if new_labels < min_new_labels:
-        blockers.append(
-            f"only {new_labels} labelled production rows; retrain.min_new_labels is {min_new_labels}"
-        )
+        blockers.append(f"only {new_labels} labelled production rows; retrain.min_new_labels is {min_new_labels}")
     return RetrainDecision(retrain=bool(reasons) and not blockers, reasons=reasons, blockers=blockers)

@@ -70,19 +70,19 @@ def log_training_run(
     with mlflow.start_run(run_name=run_name) as run, warnings.catch_warnings():
         # MLflow's schema inference warns about integer columns and ambiguous local sources, and
         # trips pandas 4 deprecations; none of it is actionable for the user.
-        warnings.filterwarnings(
-            "ignore", message="Hint: Inferred schema contains integer", category=UserWarning
-        )
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer", category=UserWarning)
         warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
         warnings.filterwarnings("ignore", category=FutureWarning, module="mlflow")
         warnings.filterwarnings("ignore", category=DeprecationWarning, module="mlflow")
         warnings.filterwarnings("ignore", message="Operation with range is deprecated")
+        # Importing mlflow.pyfunc (first done by log_model) warns about its own Any type hints.
+        warnings.filterwarnings("ignore", message=".*Any type hint is inferred as AnyType", category=UserWarning)
         mlflow.set_tags(all_tags)
         mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
         mlflow.log_metrics(metrics)
         dataset = from_pandas(
             train_frame,
-            source=snapshot.source,
+            source=snapshot.path,
             name=f"snapshot-{snapshot.hash[:12]}",
             digest=snapshot.hash[:36],
         )

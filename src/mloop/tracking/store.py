@@ -32,9 +32,7 @@ def connect(project: Project) -> MlflowClient:
             location = project.artifacts_dir.as_uri() if project.config.tracking.uri is None else None
             client.create_experiment(project.experiment_name, artifact_location=location)
     except MlflowException as exc:
-        raise TrackingError(
-            f"cannot use the MLflow store at {_safe(project.tracking_uri)}: {exc.message}"
-        ) from None
+        raise TrackingError(f"cannot use the MLflow store at {_safe(project.tracking_uri)}: {exc.message}") from None
     mlflow.set_experiment(project.experiment_name)
     return client
 

@@ -37,16 +37,26 @@ def _ordinal() -> OrdinalEncoder:
     )
 
 
+MISSING = "__missing__"
+
+
+def _text_imputer() -> Pipeline:
+    # Missing text arrives as NaN from files and as None from JSON (MLflow's scoring server keeps
+    # None): both become one explicit category so every server predicts the same for a null.
+    return make_pipeline(
+        SimpleImputer(missing_values=np.nan, strategy="constant", fill_value=MISSING),
+        SimpleImputer(missing_values=None, strategy="constant", fill_value=MISSING),
+    )
+
+
 def _tree_preprocessor(numeric: list[str], categorical: list[str]) -> ColumnTransformer:
     return ColumnTransformer(
-        [("num", "passthrough", numeric), ("cat", _ordinal(), categorical)],
+        [("num", "passthrough", numeric), ("cat", make_pipeline(_text_imputer(), _ordinal()), categorical)],
         verbose_feature_names_out=False,
     )
 
 
-def _estimator(
-    task: Task, estimator: str, params: dict[str, Any], seed: int, categorical_mask: list[bool]
-) -> Any:
+def _estimator(task: Task, estimator: str, params: dict[str, Any], seed: int, categorical_mask: list[bool]) -> Any:
     if estimator == "hist_gradient_boosting":
         cls = HistGradientBoostingRegressor if task == "regression" else HistGradientBoostingClassifier
         return cls(categorical_features=categorical_mask or None, random_state=seed, **params)
@@ -77,7 +87,7 @@ def build_pipeline(
                 ("num", SimpleImputer(strategy="median"), numeric),
                 (
                     "cat",
-                    make_pipeline(_ordinal(), SimpleImputer(strategy="constant", fill_value=-1)),
+                    make_pipeline(_text_imputer(), _ordinal(), SimpleImputer(strategy="constant", fill_value=-1)),
                     categorical,
                 ),
             ],
@@ -91,10 +101,8 @@ def build_pipeline(
                 (
                     "cat",
                     make_pipeline(
-                        SimpleImputer(strategy="constant", fill_value="__missing__"),
-                        OneHotEncoder(
-                            handle_unknown="infrequent_if_exist", min_frequency=5, sparse_output=False
-                        ),
+                        _text_imputer(),
+                        OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=5, sparse_output=False),
                     ),
                     categorical,
                 ),

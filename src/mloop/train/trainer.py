@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits
 
 from mloop.config import MloopConfig
 from mloop.core.metrics import classification_metrics, regression_metrics, score_model
@@ -72,9 +73,7 @@ def _baseline(y_train: pd.Series, y_test: pd.Series, config: MloopConfig) -> dic
 
 def _check_classes(y: pd.Series, config: MloopConfig) -> None:
     if config.task == "classification" and y.nunique() < 2:
-        raise TrainError(
-            f"target {config.data.target!r} has a single class; classification needs two or more."
-        )
+        raise TrainError(f"target {config.data.target!r} has a single class; classification needs two or more.")
     if config.task == "regression" and y.nunique() < 2:
         raise TrainError(f"target {config.data.target!r} is constant; there is nothing to learn.")
 
@@ -89,9 +88,7 @@ def fit(frame: pd.DataFrame, contract: Contract, config: MloopConfig) -> tuple[P
     train, test = holdout_split(rows, config.split.test_fraction, time_col, config.split.seed, stratify)
     X_train, X_test = coerce_frame(train, contract), coerce_frame(test, contract)
     y_train, y_test = target_values(train, config), target_values(test, config)
-    model = build_pipeline(
-        contract, config.task, config.train.estimator, config.train.params, config.train.seed
-    )
+    model = build_pipeline(contract, config.task, config.train.estimator, config.train.params, config.train.seed)
     try:
         model.fit(X_train, y_train)
     except ValueError as exc:
@@ -116,12 +113,27 @@ def _latency_ms(model: Pipeline, X: pd.DataFrame) -> float:
     return (time.perf_counter() - start) / 20 * 1000
 
 
-def train(project: Project, snapshot: Snapshot, frame: pd.DataFrame | None = None) -> TrainResult:
+def train(
+    project: Project, snapshot: Snapshot, frame: pd.DataFrame | None = None, tags: dict[str, str] | None = None
+) -> TrainResult:
     """Train on ``snapshot`` (or an already read ``frame`` of it) and log the run to MLflow."""
     config = project.config
     started = time.perf_counter()
     data = snapshot.read() if frame is None else frame
     contract = load_contract(project.contract_path)
+    with threadpool_limits(config.train.threads or None):
+        return _train(project, snapshot, data, contract, tags, started)
+
+
+def _train(
+    project: Project,
+    snapshot: Snapshot,
+    data: pd.DataFrame,
+    contract: Contract,
+    tags: dict[str, str] | None,
+    started: float,
+) -> TrainResult:
+    config = project.config
     model, parts = fit(data, contract, config)
     X_train: pd.DataFrame = parts["X_train"]
     predictions = model.predict(X_train)
@@ -161,6 +173,7 @@ def train(project: Project, snapshot: Snapshot, frame: pd.DataFrame | None = Non
             "mloop.contract_hash": contract.hash(),
             "mloop.task": config.task,
             "mloop.rows_train": str(len(X_train)),
+            **(tags or {}),
         },
         artifacts={
             PROFILE_ARTIFACT: profile.to_json(),

@@ -1,0 +1,513 @@
+"""The inference service: ``create_app(project)`` builds the FastAPI app of one project.
+
+The lifespan opens the prediction log, loads the champion and starts the reloader; without a champion
+the app still starts (``/health`` is 200, ``/ready`` and ``/v1/predict`` are 503 with the reason) and
+begins serving as soon as one is promoted. Requests are validated against the request model of the
+version loaded *now*, so a hot-reloaded champion with another schema is enforced at once; ``/docs``
+shows the schema of the version loaded at startup.
+
+Only this layer turns errors into HTTP answers: every error body is ``{"detail": ...}``, a string, or
+for invalid input a list of ``{"loc", "msg", "type"}`` whose ``loc`` names the field (and the record
+index in a batch). Bad input is a 4xx, never a 500 or a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, MutableMapping
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated, Any, TypeVar
+
+import orjson
+import pandas as pd
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mloop.data.contract import coerce_frame
+from mloop.data.predictions import PredictionRow, PredictionStore, utc_now
+from mloop.errors import MloopError, ServeError
+from mloop.project import Project
+from mloop.registry.versions import CHAMPION, VersionInfo
+from mloop.serve.metrics import ServeMetrics, prediction_buckets
+from mloop.serve.model_holder import LoadedModel, ModelHolder
+from mloop.serve.prediction_log import PredictionLogWriter
+from mloop.serve.schemas import (
+    BatchPredictResponse,
+    ErrorResponse,
+    FeatureInfo,
+    FeedbackItem,
+    FeedbackResponse,
+    HealthResponse,
+    ModelResponse,
+    PredictResponse,
+    ReadyResponse,
+    record_of,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_REPORTED_ERRORS = 100  # a 10,000-record batch of garbage gets a readable answer, not megabytes
+FEEDBACK_FLUSH_SECONDS = 5.0
+PREDICT_PATH = "/v1/predict"
+FEEDBACK_PATH = "/v1/feedback"
+
+
+class OrjsonResponse(JSONResponse):
+    """JSON via orjson: fast, and NaN/inf become null instead of invalid JSON."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+
+
+# ------------------------------------------------------------------------------- HTTP errors
+
+
+class HTTPProblem(ServeError):
+    """A ServeError that knows its HTTP status; ``detail`` becomes the JSON body."""
+
+    status_code = 500
+
+    def __init__(self, detail: str | list[dict[str, Any]], headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail if isinstance(detail, str) else f"{len(detail)} problem(s) with the request")
+        self.detail = detail
+        self.headers = headers
+
+
+class InvalidInput(HTTPProblem):
+    status_code = 422
+
+
+class UnknownRequestIds(HTTPProblem):
+    status_code = 404
+
+
+class PayloadTooLarge(HTTPProblem):
+    status_code = 413
+
+
+class ModelUnavailable(HTTPProblem):
+    status_code = 503
+
+
+def _problem(loc: list[str | int], msg: str, kind: str) -> dict[str, Any]:
+    return {"loc": loc, "msg": msg, "type": kind}
+
+
+def _validation_details(exc: ValidationError, prefix: list[str | int]) -> list[dict[str, Any]]:
+    details = []
+    for error in exc.errors(include_url=False, include_context=False):
+        item = _problem([*prefix, *error["loc"]], error["msg"], error["type"])
+        value = error.get("input")
+        if value is None or isinstance(value, bool | int | float | str):  # not whole records
+            item["input"] = value
+        details.append(item)
+    return details
+
+
+def _parse_json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(
+            [_problem(["body", exc.pos], f"the body is not valid JSON: {exc.msg}", "json_invalid")]
+        ) from None
+
+
+def _items(payload: Any, max_batch: int, what: str) -> tuple[list[Any], bool]:
+    """The records of a body (one object or an array of them) and whether it was a single object."""
+    if isinstance(payload, dict):
+        return [payload], True
+    if not isinstance(payload, list):
+        raise InvalidInput([_problem(["body"], f"expected a JSON object ({what}) or an array of them", "model_type")])
+    if not payload:
+        raise InvalidInput([_problem(["body"], "the array is empty; send at least one object", "too_short")])
+    if len(payload) > max_batch:
+        raise PayloadTooLarge(
+            f"batch of {len(payload)} records exceeds serve.max_batch_size={max_batch}; split it into smaller requests"
+        )
+    return payload, False
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _validate_all(items: list[Any], single: bool, model: type[M]) -> list[M]:
+    valid: list[M] = []
+    problems: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        try:
+            valid.append(model.model_validate(item))
+        except ValidationError as exc:
+            problems.extend(_validation_details(exc, ["body"] if single else ["body", index]))
+            if len(problems) >= MAX_REPORTED_ERRORS:
+                break
+    if problems:
+        raise InvalidInput(problems[:MAX_REPORTED_ERRORS])
+    return valid
+
+
+# ---------------------------------------------------------------------------------- service
+
+
+class Service:
+    """What the routes share: the model holder, the prediction log and the metrics."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self.settings = project.config.serve
+        self.metrics = ServeMetrics(project.monitor_dir)
+        self.holder = ModelHolder(project, on_swap=self._on_swap)
+        self.writer: PredictionLogWriter | None = None
+        self.startup_model: LoadedModel | None = None
+
+    def start(self) -> None:
+        store = PredictionStore(self.project.predictions_db)  # a foreign or broken file stops startup here
+        self.writer = PredictionLogWriter(store, on_drop=self.metrics.log_dropped.inc)
+        self.writer.start()
+        self.holder.refresh()
+        self.startup_model = self.holder.current
+        self.holder.start()
+
+    def stop(self) -> None:
+        self.holder.stop()
+        if self.writer is not None:
+            self.writer.close()
+
+    def _on_swap(self, old: LoadedModel | None, new: LoadedModel) -> None:
+        self.metrics.set_model(new.version, new.alias, previous=old.version if old else None)
+        if new.task == "regression":
+            self.metrics.enable_prediction_histogram(prediction_buckets(new.contract.columns.get(new.contract.target)))
+
+    def model(self) -> LoadedModel:
+        current = self.holder.current
+        if current is None:
+            raise ModelUnavailable(
+                f"no model is loaded: {self.holder.reason}",
+                headers={"Retry-After": str(max(1, round(self.settings.reload_interval_seconds)))},
+            )
+        return current
+
+    def log_writer(self) -> PredictionLogWriter:
+        if self.writer is None:
+            raise ModelUnavailable("the prediction log is not open; the server is starting or stopping")
+        return self.writer
+
+    # ------------------------------------------------------------------------ predict, in a thread
+
+    def predict(self, body: bytes, started: float) -> tuple[LoadedModel, dict[str, Any]]:
+        model = self.model()
+        items, single = _items(_parse_json(body), self.settings.max_batch_size, "of features")
+        records = [record_of(v) for v in _validate_all(items, single, model.request_model)]
+        frame = coerce_frame(pd.DataFrame(records), model.contract)
+        try:
+            scored = model.score(frame)
+        except Exception as exc:  # input passed the contract, so this is the model's fault, not the caller's
+            log.exception("version %s failed to score %d record(s)", model.version, len(records))
+            raise ServeError(f"model version {model.version} failed to score the request: {exc}") from None
+        ids = [str(uuid.uuid4()) for _ in records]
+        self._log(model, records, scored.predictions, ids, started)
+        self.metrics.observe_predictions(scored.predictions, model.task)
+        return model, _predict_answer(model, single, scored.predictions, scored.probabilities, ids)
+
+    def _log(
+        self, model: LoadedModel, records: list[dict[str, Any]], predictions: list[Any], ids: list[str], started: float
+    ) -> None:
+        ts = utc_now()
+        # Every row carries the latency of the request that produced it, as the caller experienced it.
+        latency_ms = (time.perf_counter() - started) * 1000
+        rows = [
+            PredictionRow(request_id, ts, model.version, record, prediction, latency_ms)
+            for request_id, record, prediction in zip(ids, records, predictions, strict=True)
+        ]
+        self.log_writer().log_many(rows)
+
+    def feedback(self, body: bytes) -> int:
+        items, single = _items(_parse_json(body), self.settings.max_batch_size, "with request_id and label")
+        labels = [(item.request_id, item.label) for item in _validate_all(items, single, FeedbackItem)]
+        writer = self.log_writer()
+        writer.flush(FEEDBACK_FLUSH_SECONDS)  # a label for a just-served request must find its row
+        unknown = writer.store.attach_labels(labels)
+        if unknown:
+            shown = ", ".join(unknown[:20]) + (f" and {len(unknown) - 20} more" if len(unknown) > 20 else "")
+            raise UnknownRequestIds(
+                f"unknown request_id(s): {shown}. No prediction with these ids is in the log, so no label "
+                "was attached; send the request_id a /v1/predict answer returned."
+            )
+        return len(labels)
+
+
+def _predict_answer(
+    model: LoadedModel,
+    single: bool,
+    predictions: list[Any],
+    probabilities: list[dict[str, float]] | None,
+    ids: list[str],
+) -> dict[str, Any]:
+    if single:
+        answer: dict[str, Any] = {"prediction": predictions[0], "request_id": ids[0], "model_version": model.version}
+        if probabilities is not None:
+            answer["probabilities"] = probabilities[0]
+        return answer
+    answer = {"predictions": predictions, "request_ids": ids, "model_version": model.version}
+    if probabilities is not None:
+        answer["probabilities"] = probabilities
+    return answer
+
+
+def _metrics_of(info: VersionInfo) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key, value in info.tags.items():
+        if key.startswith("mloop.metric."):
+            try:
+                out[key.removeprefix("mloop.metric.")] = float(value)
+            except ValueError:
+                continue
+    return out
+
+
+def _describe(model: LoadedModel, name: str) -> dict[str, Any]:
+    contract = model.contract
+    features = [
+        FeatureInfo(name=c, dtype=s.dtype, nullable=s.nullable, categories=s.categories)
+        for c, s in ((c, contract.columns[c]) for c in contract.features)
+    ]
+    return ModelResponse(
+        name=name,
+        version=model.version,
+        alias=model.alias,
+        run_id=model.info.run_id,
+        task=model.task,
+        metrics=_metrics_of(model.info),
+        contract_hash=contract.hash(),
+        loaded_at=model.loaded_at,
+        classes=model.classes,
+        features=features,
+    ).model_dump(mode="json")
+
+
+# ----------------------------------------------------------------------------------- routes
+
+
+def get_service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+ServiceDep = Annotated[Service, Depends(get_service)]
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": text}
+    for status, text in {
+        413: "Batch larger than serve.max_batch_size.",
+        422: "Invalid JSON or a missing, unknown or wrongly typed field; `loc` names it.",
+        503: "No model is loaded yet.",
+    }.items()
+}
+
+predict_router = APIRouter(tags=["predict"])
+
+
+@predict_router.post(
+    PREDICT_PATH,
+    summary="Predict for one record or a batch",
+    response_model=PredictResponse | BatchPredictResponse,
+    responses=_ERRORS,
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}},
+)
+async def predict(request: Request, service: ServiceDep) -> Response:
+    """One JSON object of features answers one prediction; a JSON array answers one per record."""
+    started = time.perf_counter()
+    body = await request.body()
+    model, answer = await run_in_threadpool(service.predict, body, started)
+    request.state.model_version = model.version
+    return OrjsonResponse(answer)
+
+
+feedback_router = APIRouter(tags=["feedback"])
+
+
+@feedback_router.post(
+    FEEDBACK_PATH,
+    summary="Attach true labels to earlier predictions",
+    response_model=FeedbackResponse,
+    responses={404: {"model": ErrorResponse, "description": "A request_id is not in the log."}, **_ERRORS},
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}},
+)
+async def feedback(request: Request, service: ServiceDep) -> Response:
+    """`{"request_id", "label"}` or an array of them; all are attached, or none if an id is unknown."""
+    body = await request.body()
+    attached = await run_in_threadpool(service.feedback, body)
+    return OrjsonResponse({"attached": attached})
+
+
+model_router = APIRouter(tags=["model"])
+
+
+@model_router.get("/v1/model", response_model=ModelResponse, responses={503: _ERRORS[503]})
+async def describe_model(service: ServiceDep) -> Response:
+    """The loaded model: version, alias, run, task, holdout metrics and input features."""
+    return OrjsonResponse(_describe(service.model(), service.project.name))
+
+
+ops_router = APIRouter(tags=["operations"])
+
+
+@ops_router.get("/health", response_model=HealthResponse)
+async def health() -> Response:
+    """Liveness: the process answers, with or without a model."""
+    return OrjsonResponse({"status": "ok"})
+
+
+@ops_router.get("/ready", response_model=ReadyResponse, responses={503: _ERRORS[503]})
+async def ready(service: ServiceDep) -> Response:
+    """Readiness: 200 once a model is loaded, 503 with the reason before."""
+    current = service.holder.current
+    if current is None:
+        return OrjsonResponse({"status": "unavailable", "detail": service.holder.reason}, status_code=503)
+    return OrjsonResponse({"status": "ready", "model_version": current.version})
+
+
+@ops_router.get("/metrics", response_class=Response)
+async def metrics(service: ServiceDep) -> Response:
+    """Prometheus metrics in the text exposition format."""
+    content = await run_in_threadpool(service.metrics.render)
+    return Response(content, media_type=service.metrics.content_type)
+
+
+# ------------------------------------------------------------------------------ middleware
+
+
+class InstrumentMiddleware:
+    """Counts and times every request by route, status and the model version that answered it."""
+
+    def __init__(self, app: ASGIApp, service: Service) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the client gets if the app raises before answering
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_record)
+        finally:
+            self._record(scope, status, time.perf_counter() - started)
+
+    def _record(self, scope: MutableMapping[str, Any], status: int, seconds: float) -> None:
+        endpoint = getattr(scope.get("route"), "path", "unmatched")
+        version = (scope.get("state") or {}).get("model_version")
+        if version is None:
+            current = self.service.holder.current
+            version = current.version if current else "none"
+        self.service.metrics.requests.labels(endpoint, str(status), str(version)).inc()
+        self.service.metrics.duration.labels(endpoint).observe(seconds)
+
+
+# ------------------------------------------------------------------------------------- app
+
+
+def _json_body(ref: str) -> dict[str, Any]:
+    item = {"$ref": f"#/components/schemas/{ref}"}
+    return {"oneOf": [item, {"type": "array", "items": item}]}
+
+
+class InferenceApp(FastAPI):
+    """FastAPI whose OpenAPI document shows the request schema of the model loaded at startup."""
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            schema = get_openapi(
+                title=self.title, version=self.version, description=self.description, routes=self.routes
+            )
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            service: Service = self.state.service
+            model = service.startup_model or service.holder.current
+            if model is not None:
+                components.update(_component(model.request_model, "PredictRecord"))
+            else:
+                components["PredictRecord"] = {
+                    "type": "object",
+                    "description": "Features of one record; no model was loaded at startup, see GET /v1/model.",
+                }
+            components.update(_component(FeedbackItem, "FeedbackItem"))
+            for path, ref in ((PREDICT_PATH, "PredictRecord"), (FEEDBACK_PATH, "FeedbackItem")):
+                content = schema["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+                content["schema"] = _json_body(ref)
+            self.openapi_schema = schema
+        return self.openapi_schema
+
+
+def _component(model: type[BaseModel], name: str) -> dict[str, Any]:
+    schema = TypeAdapter(model).json_schema(ref_template="#/components/schemas/{model}")
+    defs: dict[str, Any] = schema.pop("$defs", {})
+    return {**defs, name: schema}
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def problem(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPProblem)  # noqa: S101 - registered for HTTPProblem only
+        return OrjsonResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    async def mloop_error(_: Request, exc: Exception) -> Response:
+        return OrjsonResponse({"detail": str(exc)}, status_code=500)
+
+    async def unexpected(_: Request, exc: Exception) -> Response:
+        # Starlette re-raises after this answer, so uvicorn logs the traceback; the client never sees it.
+        return OrjsonResponse({"detail": f"internal error ({type(exc).__name__}); see the server log"}, status_code=500)
+
+    app.add_exception_handler(HTTPProblem, problem)
+    app.add_exception_handler(MloopError, mloop_error)
+    app.add_exception_handler(Exception, unexpected)
+
+
+def _package_version() -> str:
+    try:
+        return version("mloop")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def create_app(project: Project) -> FastAPI:
+    """The inference app of ``project``; nothing is loaded until the app starts (its lifespan)."""
+    service = Service(project)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(service.start)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(service.stop)
+
+    app = InferenceApp(
+        title=f"mloop · {project.name}",
+        version=_package_version(),
+        description=f"Predictions of the `{CHAMPION}` version of the registered model `{project.name}`.",
+        lifespan=lifespan,
+        default_response_class=OrjsonResponse,
+    )
+    app.state.service = service
+    for router in (predict_router, feedback_router, model_router, ops_router):
+        app.include_router(router)
+    _install_error_handlers(app)
+    app.add_middleware(InstrumentMiddleware, service=service)
+    return app
+
+
+__all__ = ["HTTPProblem", "InferenceApp", "Service", "create_app"]

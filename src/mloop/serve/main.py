@@ -1,0 +1,61 @@
+"""Entry points of the inference server: a uvicorn app factory and ``serve``.
+
+``uvicorn mloop.serve.main:create_app_from_env --factory`` builds the app of the project whose
+``mloop.yaml`` is named by ``MLOOP_CONFIG`` (default ``./mloop.yaml``); every worker process calls
+the factory, so config is read in the worker, never at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from mloop.project import Project
+from mloop.serve.app import create_app
+
+CONFIG_ENV = "MLOOP_CONFIG"
+FACTORY = "mloop.serve.main:create_app_from_env"
+# One OpenMP thread per process: the service runs many small predictions concurrently, and thread
+# pools per prediction only contend with each other (measured faster under load).
+# (mloop.serve.model_holder also applies it per worker thread, however the server was started.)
+OMP_THREADS_ENV = "OMP_NUM_THREADS"
+
+
+def _configure_logging() -> None:
+    """mloop's INFO lines (model loaded, swapped) in the server's output, formatted like uvicorn's."""
+    logger = logging.getLogger("mloop")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     [%(name)s] %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+def create_app_from_env() -> FastAPI:
+    """The app of the project named by ``$MLOOP_CONFIG`` (default ``./mloop.yaml``); a uvicorn factory."""
+    _configure_logging()
+    return create_app(Project.load(os.environ.get(CONFIG_ENV, "mloop.yaml")))
+
+
+def serve(config_path: Path, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+    """Run the inference server of the project at ``config_path`` until interrupted.
+
+    Binds 127.0.0.1 unless told otherwise, so a model is never exposed by accident. With
+    ``workers > 1`` each worker is a separate process with its own model copy and its own Prometheus
+    counters: ``/metrics`` shows the worker that answered the scrape, not the sum (multiprocess
+    collection is not implemented). They share the prediction log, which SQLite's WAL mode allows.
+    """
+    import uvicorn
+
+    path = Path(config_path).resolve()
+    Project.load(path)  # a broken config fails here, with its message, before any worker starts
+    os.environ[CONFIG_ENV] = str(path)
+    os.environ.setdefault(OMP_THREADS_ENV, "1")
+    uvicorn.run(FACTORY, factory=True, host=host, port=port, workers=workers, log_level="info")
+
+
+__all__ = ["create_app_from_env", "serve"]

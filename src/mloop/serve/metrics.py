@@ -1,0 +1,162 @@
+"""Prometheus metrics of one app, on its own ``CollectorRegistry`` so several apps can live in a process.
+
+With ``--workers N`` every worker process has its own registry, so counters are per worker: a scrape
+through the service reaches one worker at a time. Scrape workers individually (one port each, or the
+Kubernetes pods of the Helm chart) or run one worker per process when exact totals matter.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from mloop.data.contract import ColumnSpec
+
+LATEST_FILE = "latest.json"
+# Seconds; single rows take a few milliseconds, batches of thousands up to seconds.
+DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+PREDICTION_BUCKETS = 20
+
+
+def prediction_buckets(target: ColumnSpec | None) -> list[float]:
+    """Histogram bounds spread over the target's range in training, so the histogram shows its shape."""
+    if target is None or target.min is None or target.max is None or not target.max > target.min:
+        return [float(10**k) for k in range(-2, 10)]
+    low, high = target.min, target.max
+    step = (high - low) / PREDICTION_BUCKETS
+    digits = 2 - math.floor(math.log10(step))  # three significant digits of the step (may be negative)
+    return sorted({round(low + i * step, digits) for i in range(1, PREDICTION_BUCKETS)})
+
+
+class MonitoringCollector:
+    """Exports the latest ``mloop monitor`` results at scrape time; no file or a broken one exports nothing."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def describe(self) -> Iterable[Metric]:
+        return list(self._families())
+
+    def collect(self) -> Iterable[Metric]:
+        try:
+            data = orjson.loads(self.path.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return []
+        return list(self._families(data)) if isinstance(data, dict) else []
+
+    def _families(self, data: dict[str, Any] | None = None) -> Iterator[Metric]:
+        drift = GaugeMetricFamily(
+            "mloop_feature_drift",
+            "Drift statistic of a feature in the latest monitoring window vs the training reference.",
+            labels=["feature", "statistic"],
+        )
+        detected = GaugeMetricFamily("mloop_drift_detected", "1 if the latest monitoring window drifted, else 0.")
+        quality = GaugeMetricFamily(
+            "mloop_model_quality", "Model quality on the labelled predictions of the latest window.", labels=["metric"]
+        )
+        if data is not None:
+            for labels, value in _drift_values(data.get("drift")).items():
+                drift.add_metric(list(labels), value)
+            if "dataset_drift" in data:
+                detected.add_metric([], 1.0 if data["dataset_drift"] else 0.0)
+            quality_values = data.get("quality")
+            for metric, raw in quality_values.items() if isinstance(quality_values, dict) else []:
+                number = _number(raw)
+                if number is not None:
+                    quality.add_metric([str(metric)], number)
+        yield from (drift, detected, quality)
+
+
+def _drift_values(items: Any) -> dict[tuple[str, str], float]:
+    """(feature, statistic) → value; a repeated pair keeps its last value, as a scrape allows one."""
+    values: dict[tuple[str, str], float] = {}
+    for item in items if isinstance(items, list) else []:
+        value = _number(item.get("value")) if isinstance(item, dict) else None
+        if value is not None:
+            values[(str(item.get("feature")), str(item.get("statistic")))] = value
+    return values
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+class ServeMetrics:
+    """The collectors the inference service updates, and the text it answers ``/metrics`` with."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self, monitor_dir: Path) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "mloop_requests",
+            "HTTP requests by endpoint, status code and the model version that was loaded.",
+            ["endpoint", "status", "model_version"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "mloop_request_duration_seconds",
+            "Time to answer a request, by endpoint.",
+            ["endpoint"],
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.predicted_class = Counter(
+            "mloop_predicted_class",
+            "Predictions by predicted class (classification).",
+            ["class"],
+            registry=self.registry,
+        )
+        self.model_info = Gauge(
+            "mloop_model_info",
+            "1 for the model version loaded under an alias.",
+            ["version", "alias"],
+            registry=self.registry,
+        )
+        self.log_dropped = Counter(
+            "mloop_prediction_log_dropped",
+            "Prediction log rows dropped because the writer could not keep up; must stay 0.",
+            registry=self.registry,
+        )
+        self.prediction: Histogram | None = None
+        self.registry.register(MonitoringCollector(monitor_dir / LATEST_FILE))
+
+    def enable_prediction_histogram(self, buckets: Sequence[float]) -> None:
+        """Create ``mloop_prediction`` once, with buckets from the first regression model loaded."""
+        if self.prediction is None:
+            self.prediction = Histogram(
+                "mloop_prediction", "Predicted values (regression).", buckets=buckets, registry=self.registry
+            )
+
+    def observe_predictions(self, values: Sequence[Any], task: str) -> None:
+        if task == "classification":
+            for value in values:
+                self.predicted_class.labels(str(value)).inc()
+        elif self.prediction is not None:
+            for value in values:
+                number = float(value)
+                if not math.isnan(number):
+                    self.prediction.observe(number)
+
+    def set_model(self, version: str | None, alias: str, previous: str | None = None) -> None:
+        if previous is not None and previous != version:
+            try:
+                self.model_info.remove(previous, alias)
+            except KeyError:
+                pass  # never exported: nothing to remove
+        if version is not None:
+            self.model_info.labels(version, alias).set(1)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+__all__ = ["LATEST_FILE", "MonitoringCollector", "ServeMetrics", "prediction_buckets"]

@@ -1,0 +1,127 @@
+"""Real projects (Ames, a real MLflow SQLite store) and a real uvicorn server in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+
+from mloop.pipeline import stages
+from mloop.project import Project
+
+TRAIN_ROWS = 800
+MAX_BATCH = 50
+STARTUP_SECONDS = 90.0
+STOP_SECONDS = 15.0
+
+
+def write_project(
+    root: Path, frame: pd.DataFrame, name: str, task: str = "regression", target: str = "Sale_Price"
+) -> Project:
+    """A project folder with ``train.csv`` and a ``mloop.yaml`` tuned for fast tests."""
+    root.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(root / "train.csv", index=False)
+    (root / "mloop.yaml").write_text(
+        f"name: {name}\n"
+        f"task: {task}\n"
+        f"data: {{source: train.csv, target: {target}, time_column: Year_Sold}}\n"
+        f"serve: {{reload_interval_seconds: 0.5, max_batch_size: {MAX_BATCH}}}\n",
+        encoding="utf-8",
+    )
+    return Project.load(root / "mloop.yaml")
+
+
+@pytest.fixture(scope="session")
+def train_frame(ames: pd.DataFrame) -> pd.DataFrame:
+    """~800 sales up to 2007 (``ames`` is the suite-wide fixture of tests/conftest.py)."""
+    return ames[ames["Year_Sold"] <= 2007].head(TRAIN_ROWS).reset_index(drop=True)
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory: pytest.TempPathFactory, train_frame: pd.DataFrame) -> Project:
+    """A project whose version 1 is champion, trained by the real pipeline."""
+    proj = write_project(tmp_path_factory.mktemp("serve") / "ames", train_frame, "ames-test")
+    result = stages.run(proj)
+    assert result.decision.promote, result.decision
+    return proj
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")[-5000:]
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30.0)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_until_answering(server: Server, path: str, want: int | None) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            pytest.fail(f"uvicorn exited with {server.process.returncode}:\n{server.log()}")
+        try:
+            status = httpx.get(server.url + path, timeout=2.0).status_code
+            if want is None or status == want:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"uvicorn did not answer {path} within {STARTUP_SECONDS}s:\n{server.log()}")
+
+
+@contextmanager
+def run_server(project: Project, tmp_dir: Path, ready_status: int = 200) -> Iterator[Server]:
+    """uvicorn serving ``project`` on a free local port, until /ready answers ``ready_status``."""
+    port = _free_port()
+    log_path = tmp_dir / f"uvicorn-{port}.log"
+    env = {**os.environ, "MLOOP_CONFIG": str(project.root / "mloop.yaml"), "OMP_NUM_THREADS": "1"}
+    command = [
+        sys.executable, "-m", "uvicorn", "mloop.serve.main:create_app_from_env", "--factory",
+        "--host", "127.0.0.1", "--port", str(port),
+    ]  # fmt: skip
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen(command, env=env, cwd=project.root, stdout=log_file, stderr=subprocess.STDOUT)
+    server = Server(f"http://127.0.0.1:{port}", process, log_path)
+    try:
+        _wait_until_answering(server, "/ready", ready_status)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(STOP_SECONDS)
+
+
+@pytest.fixture(scope="session")
+def server(project: Project, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with run_server(project, tmp_path_factory.mktemp("uvicorn")) as running:
+        yield running
+
+
+@pytest.fixture
+def client(server: Server) -> Iterator[httpx.Client]:
+    with server.client() as http:
+        yield http

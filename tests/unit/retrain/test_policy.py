@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from mloop.retrain.policy import decide
+
+BASE = {
+    "dataset_drift": False,
+    "drifted_features": [],
+    "decay": None,
+    "metric": "rmse",
+    "new_labels": 500,
+    "on_drift": True,
+    "max_quality_decay": 0.1,
+    "min_new_labels": 200,
+}
+
+
+def test_no_drift_no_decay_means_no_retraining() -> None:
+    decision = decide(**BASE)
+    assert not decision.retrain and decision.reasons == []
+
+
+def test_drift_triggers_retraining_and_names_the_features() -> None:
+    decision = decide(**{**BASE, "dataset_drift": True, "drifted_features": ["Gr_Liv_Area", "Sale_Type"]})
+    assert decision.retrain
+    assert "Gr_Liv_Area" in decision.reasons[0] and "2 feature" in decision.reasons[0]
+
+
+def test_drift_is_ignored_when_disabled() -> None:
+    assert not decide(**{**BASE, "dataset_drift": True, "drifted_features": ["a"], "on_drift": False}).retrain
+
+
+def test_quality_decay_beyond_the_limit_triggers_retraining() -> None:
+    assert not decide(**{**BASE, "decay": 0.09}).retrain
+    decision = decide(**{**BASE, "decay": 0.25})
+    assert decision.retrain and "25.0% worse" in decision.reasons[0]
+
+
+def test_too_few_new_labels_blocks_retraining() -> None:
+    decision = decide(**{**BASE, "decay": 0.5, "new_labels": 10})
+    assert not decision.retrain
+    assert decision.reasons and "only 10 labelled" in decision.blockers[0]
