@@ -3,42 +3,100 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import socket
+import subprocess
+import sys
+import time
 
+import httpx
 import pytest
 
-from mloop.demo.runner import run_demo
+from mloop.demo.runner import DemoResult, run_demo
 from mloop.registry import audit
 from mloop.registry.versions import CHAMPION, alias_version, list_versions
 
 pytestmark = pytest.mark.e2e
 
 
-def test_demo_retrains_promotes_and_serves_the_new_champion(tmp_path: Path) -> None:
-    result = run_demo(tmp_path / "demo", traffic_limit=1000)
-    project = result.project
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoResult:
+    return run_demo(tmp_path_factory.mktemp("e2e") / "demo", traffic_limit=1000)
 
-    # Monitoring saw every window of the replayed 2008–2009 sales, with labels fed back.
-    assert len(result.windows) == 5
-    assert all(w.n_labelled == w.n_rows for w in result.windows)
-    assert any(w.drift.dataset_drift for w in result.windows)
 
-    # A retrained version won the gate on the same holdout and became champion.
-    assert result.promoted, "no retrained model was promoted"
+def test_monitoring_saw_every_window_with_labels(demo: DemoResult) -> None:
+    assert len(demo.windows) == 5
+    assert all(w.n_labelled == w.n_rows for w in demo.windows)
+    assert any(w.drift.dataset_drift for w in demo.windows)
+    assert all("rmse" in w.quality for w in demo.windows)
+
+
+def test_a_retrained_version_won_the_gate_and_is_served_without_restart(demo: DemoResult) -> None:
+    project = demo.project
+    assert demo.promoted, "no retrained model was promoted"
     champion = alias_version(project, CHAMPION)
-    assert champion is not None and champion.version == result.promoted[-1] != "1"
+    assert champion is not None and champion.version == demo.promoted[-1] != "1"
     gate = json.loads(champion.tags["mloop.gate"])
     assert gate["promote"] is True and gate["champion_value"] > gate["challenger_value"]
+    # The running server switched to it: answers before the first promotion came from version 1.
+    assert demo.final_version == champion.version
+    first_new = demo.served_versions.index(demo.promoted[0])
+    assert set(demo.served_versions[:first_new]) == {"1"}
 
-    # The running server switched to it without a restart.
-    assert result.final_version == champion.version
-    first_new = result.served_versions.index(result.promoted[0])
-    assert set(result.served_versions[:first_new]) == {"1"}
 
-    # Every decision is in the audit trail; every version carries its lineage.
-    events = [e for e in audit.read(project.audit_log) if e["event"] in ("promote", "reject")]
-    assert [e["version"] for e in events if e["event"] == "promote"][0] == "1"
-    assert any(e["event"] == "retrain" for e in audit.read(project.audit_log))
+def test_every_decision_is_audited_and_every_version_has_lineage(demo: DemoResult) -> None:
+    project = demo.project
+    events = audit.read(project.audit_log)
+    promotions = [e["version"] for e in events if e["event"] == "promote"]
+    assert promotions[0] == "1" and promotions[1:] == demo.promoted
+    assert any(e["event"] == "retrain" for e in events)
     for version in list_versions(project):
         assert {"mloop.data_hash", "mloop.contract_hash", "mloop.metric.rmse"} <= version.tags.keys()
+        if version.version != "1":
+            assert version.tags["mloop.base_data_hash"] == list_versions(project)[0].tags["mloop.data_hash"]
     assert (project.workspace / "report.html").read_text().count("<svg") >= 2
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_the_mlflow_server_the_demo_points_to_shows_runs_versions_and_tags(demo: DemoResult) -> None:
+    """What `mlflow ui --backend-store-uri …` (printed by the demo) serves, read through its REST API."""
+    port = _free_port()
+    argv = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--backend-store-uri", demo.project.tracking_uri, "--workers", "1"]
+    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("mlflow server did not start within 90 s")
+        versions = httpx.get(
+            f"{base}/api/2.0/mlflow/model-versions/search", params={"filter": "name='house-prices'"}, timeout=30
+        ).json()["model_versions"]
+        assert len(versions) == len(list_versions(demo.project))
+        tags = {t["key"] for t in versions[0].get("tags", [])}
+        assert {"mloop.data_hash", "mloop.gate", "mloop.metric.rmse"} <= tags
+        experiments = httpx.get(
+            f"{base}/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": "house-prices"}, timeout=30
+        ).json()
+        runs = httpx.post(
+            f"{base}/api/2.0/mlflow/runs/search",
+            json={"experiment_ids": [experiments["experiment"]["experiment_id"]]},
+            timeout=30,
+        ).json()["runs"]
+        assert len(runs) == len(versions)
+        assert all(r["inputs"].get("dataset_inputs") for r in runs)
+        page = httpx.get(base, timeout=30)
+        assert page.status_code == 200 and "<html" in page.text.lower()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

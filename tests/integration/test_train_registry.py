@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import mlflow
 import pandas as pd
 import pytest
 import yaml
@@ -166,6 +167,18 @@ def test_registered_model_loads_and_predicts_prices(ames_project: Project, first
     predictions = model.predict(coerce_frame(holdout.head(20), contract))
     assert len(predictions) == 20
     assert 20_000 < float(pd.Series(predictions).median()) < 600_000
+
+
+def test_model_signature_follows_the_contract(ames_project: Project, first: FirstRun) -> None:
+    """A text column that is mostly missing (Misc_Feature) must still be typed as text for MLflow's server."""
+    info = mlflow.models.get_model_info(f"models:/{ames_project.name}/1")
+    assert info.signature is not None
+    types = {c.name: c.type.name for c in info.signature.inputs.inputs}
+    contract = load_contract(ames_project.contract_path)
+    assert set(types) == set(contract.features)
+    assert {types[c] for c in contract.categorical_features} == {"string"}
+    assert {types[c] for c in contract.numeric_features} <= {"double", "long"}
+    assert types["Misc_Feature"] == "string"
 
 
 # --------------------------------------------------------------------------------- reproducibility

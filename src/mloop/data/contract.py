@@ -353,5 +353,5 @@ def coerce_frame(frame: pd.DataFrame, contract: Contract, columns: list[str] | N
             out[name] = pd.to_numeric(series, errors="coerce").astype("float64")
         else:
             text = series.astype(object)
-            out[name] = text.where(text.notna(), np.nan).map(lambda v: v if v is np.nan else str(v)).astype(object)
+            out[name] = text.map(str).where(text.notna(), np.nan).astype(object)
     return pd.DataFrame(out, index=frame.index)

@@ -6,6 +6,7 @@ import json
 import logging
 import tempfile
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -15,8 +16,10 @@ import mlflow
 import mlflow.sklearn
 import pandas as pd
 from mlflow.data.pandas_dataset import from_pandas
-from mlflow.models import infer_signature
+from mlflow.models import ModelSignature, infer_signature
+from mlflow.types import ColSpec, Schema, TensorSpec
 
+from mloop.data.contract import Contract
 from mloop.data.snapshot import Snapshot
 from mloop.project import Project
 from mloop.tracking.store import connect, git_sha
@@ -29,6 +32,22 @@ CONTRACT_ARTIFACT = "contract.yaml"
 
 # Pickle is the format `mlflow models serve` and every peer reads; the registry is the trust boundary.
 logging.getLogger("mlflow.sklearn").setLevel(logging.ERROR)
+
+
+def input_schema(contract: Contract, columns: Sequence[str]) -> Schema:
+    """The model's input schema from the contract, not from a few example rows.
+
+    Inferring it from examples types a text column that happens to be empty in them as a number, and
+    MLflow's scoring server then refuses its strings.
+    """
+    specs: list[ColSpec | TensorSpec] = []
+    for name in columns:
+        spec = contract.columns[name]
+        kind = "string" if spec.dtype in ("string", "datetime") else "double"
+        if spec.dtype == "integer" and not spec.nullable:
+            kind = "long"  # MLflow will not widen int64 to double; a nullable integer arrives as a float
+        specs.append(ColSpec(kind, name, required=not spec.nullable))
+    return Schema(specs)
 
 
 @dataclass(frozen=True)
@@ -46,6 +65,7 @@ def log_training_run(
     project: Project,
     *,
     model: Any,
+    contract: Contract,
     snapshot: Snapshot,
     train_frame: pd.DataFrame,
     features: pd.DataFrame,
@@ -88,7 +108,10 @@ def log_training_run(
         )
         mlflow.log_input(dataset, context="training")
         example = features.head(5)
-        signature = infer_signature(example, model.predict(example))
+        signature = ModelSignature(
+            inputs=input_schema(contract, list(features.columns)),
+            outputs=infer_signature(example, model.predict(example)).outputs,
+        )
         info = mlflow.sklearn.log_model(
             model,
             name=MODEL_ARTIFACT,

@@ -163,6 +163,7 @@ def _train(
     logged = log_training_run(
         project,
         model=model,
+        contract=contract,
         snapshot=snapshot,
         train_frame=train_frame,
         features=parts["X_test"],

@@ -332,15 +332,6 @@ def small_contract() -> Contract:
     )
 
 
-COERCE_TEXT_NAN = (
-    "coerce_frame turns a missing text value (None, NaN, pd.NA) and an absent text column into the string "
-    "'nan' instead of NaN (`v is np.nan` is never true after `where`), so the pipeline's missing-value "
-    "handling and the profile's null rates never see them, and mloop's API (null -> 'nan') and MLflow's "
-    "scoring server (None -> imputed) predict differently for one null. The one-line fix "
-    "(`text.map(str).where(text.notna(), np.nan)`) is not enough alone: tracking/runs.py infers the MLflow "
-    "signature from 5 example rows, so a text column missing in all 5 becomes `double` and MLflow's "
-    "/invocations then refuses its strings; the signature must come from the contract in the same change."
-)
 
 
 def test_coerce_types_numbers_and_booleans_as_float_with_nan(small_contract: Contract) -> None:
@@ -359,7 +350,6 @@ def test_coerce_types_numbers_and_booleans_as_float_with_nan(small_contract: Con
     assert out["garage"][[0, 1, 3, 4]].tolist() == [1.0, 0.0, 1.0, 0.0] and np.isnan(out["garage"][2])
 
 
-@pytest.mark.xfail(strict=True, reason=COERCE_TEXT_NAN)
 def test_coerce_turns_none_and_nan_into_nan_for_text_and_numbers(small_contract: Contract) -> None:
     frame = pd.DataFrame(
         {
@@ -386,7 +376,6 @@ def test_coerce_turns_none_and_nan_into_nan_for_text_and_numbers(small_contract:
     assert out["later"].isna().all()
 
 
-@pytest.mark.xfail(strict=True, reason=COERCE_TEXT_NAN)
 def test_coerce_treats_pandas_missing_markers_alike(small_contract: Contract) -> None:
     frame = pd.DataFrame(
         {

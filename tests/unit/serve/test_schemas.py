@@ -45,14 +45,20 @@ def model() -> type[BaseModel]:
 
 def test_every_feature_is_a_field_named_like_its_column(model: type[BaseModel]) -> None:
     schema = model.model_json_schema()
-    assert list(schema["properties"]) == ["rooms", "area", "veneer", "zone", "pool", "model_config", "2nd Floor"]
+    features = ["rooms", "area", "veneer", "zone", "pool", "model_config", "2nd Floor"]
+    assert list(schema["properties"]) == [*features, "year"]  # the time column last, optional
     assert set(schema["required"]) == {"rooms", "area", "zone"}  # not the target, not the time column
     assert schema["additionalProperties"] is False
 
 
 def test_nullable_fields_may_be_omitted_or_null(model: type[BaseModel]) -> None:
     record = record_of(model.model_validate({**VALID, "veneer": None}))
-    assert record == {**VALID, "veneer": None, "pool": None, "model_config": None, "2nd Floor": None}
+    assert record == {**VALID, "veneer": None, "pool": None, "model_config": None, "2nd Floor": None, "year": None}
+
+
+def test_the_time_column_may_be_sent_for_the_log_but_is_not_required(model: type[BaseModel]) -> None:
+    assert record_of(model.model_validate({**VALID, "year": 2009}))["year"] == 2009
+    assert "not a model input" in model.model_json_schema()["properties"]["year"]["description"]
 
 
 def test_odd_column_names_are_accepted_by_their_name(model: type[BaseModel]) -> None:
