@@ -70,14 +70,14 @@ def _example(spec: ColumnSpec) -> Any:
     return {"integer": 0, "float": 0.0, "boolean": False}.get(spec.dtype)
 
 
-def _field(name: str, spec: ColumnSpec, strict_categories: bool) -> tuple[Any, Any]:
+def _field(name: str, spec: ColumnSpec, strict_categories: bool, note: str = "") -> tuple[Any, Any]:
     annotation = _base_type(spec, strict_categories)
     example = _example(spec)
     info = Field(
         None if spec.nullable else ...,
         alias=name,
         title=name,
-        description=_describe(spec, strict_categories),
+        description="; ".join(filter(None, [note, _describe(spec, strict_categories)])),
         examples=None if example is None else [example],
     )
     return (annotation | None if spec.nullable else annotation), info
@@ -96,11 +96,8 @@ def build_request_model(contract: Contract, name: str = "PredictRecord") -> type
     # keeps them: retraining orders production rows in time and joins them back by id.
     for column in contract.with_role("time", "id"):
         spec = contract.columns[column].model_copy(update={"nullable": True})
-        annotation, info = _field(column, spec, strict_categories)
-        info.description = f"optional, logged but not a model input ({contract.columns[column].role} column); " + (
-            info.description or ""
-        )
-        fields[f"f{len(fields)}"] = (annotation, info)
+        note = f"logged but not a model input ({contract.columns[column].role} column)"
+        fields[f"f{len(fields)}"] = _field(column, spec, strict_categories, note)
     config = ConfigDict(extra="forbid", populate_by_name=False, protected_namespaces=(), title=name)
     model: type[BaseModel] = create_model(name, __config__=config, **fields)
     return model

@@ -332,8 +332,6 @@ def small_contract() -> Contract:
     )
 
 
-
-
 def test_coerce_types_numbers_and_booleans_as_float_with_nan(small_contract: Contract) -> None:
     frame = pd.DataFrame(
         {

@@ -32,18 +32,14 @@ def ames_reference() -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def ames_profile(ames_reference: pd.DataFrame) -> Profile:
     numeric, categorical = infer_kinds(ames_reference.drop(columns=["Sale_Price"]))
-    return build_profile(
-        ames_reference, numeric, categorical, prediction=ames_reference["Sale_Price"].to_numpy()
-    )
+    return build_profile(ames_reference, numeric, categorical, prediction=ames_reference["Sale_Price"].to_numpy())
 
 
 def _feature(report_features: list[FeatureDrift], name: str) -> FeatureDrift:
     return next(f for f in report_features if f.feature == name)
 
 
-def test_random_half_of_the_reference_does_not_drift(
-    ames_reference: pd.DataFrame, ames_profile: Profile
-) -> None:
+def test_random_half_of_the_reference_does_not_drift(ames_reference: pd.DataFrame, ames_profile: Profile) -> None:
     half = ames_reference.sample(frac=0.5, random_state=0)
     report = drift_report(ames_profile, half, THRESHOLDS, predictions=half["Sale_Price"].to_numpy())
     assert report.n_rows == len(half)
@@ -77,9 +73,7 @@ def test_min_drifted_features_sets_dataset_drift(ames_reference: pd.DataFrame, a
     assert report.n_drifted == 1 and not report.dataset_drift
 
 
-def test_missing_profile_columns_raise_naming_them(
-    ames_reference: pd.DataFrame, ames_profile: Profile
-) -> None:
+def test_missing_profile_columns_raise_naming_them(ames_reference: pd.DataFrame, ames_profile: Profile) -> None:
     window = ames_reference.drop(columns=["Gr_Liv_Area", "Neighborhood"])
     with pytest.raises(MonitorError, match="Gr_Liv_Area, Neighborhood"):
         drift_report(ames_profile, window, THRESHOLDS)
@@ -91,9 +85,7 @@ def test_extra_window_columns_are_ignored(ames_reference: pd.DataFrame, ames_pro
     assert {f.feature for f in report.features} == set(ames_profile.columns)
 
 
-def test_empty_window_and_wrong_prediction_count_raise(
-    ames_reference: pd.DataFrame, ames_profile: Profile
-) -> None:
+def test_empty_window_and_wrong_prediction_count_raise(ames_reference: pd.DataFrame, ames_profile: Profile) -> None:
     with pytest.raises(MonitorError, match="no rows"):
         drift_report(ames_profile, ames_reference.head(0), THRESHOLDS)
     with pytest.raises(MonitorError, match="3 predictions for a window of 10 rows"):
