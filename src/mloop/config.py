@@ -168,6 +168,8 @@ def format_validation_error(error: ValidationError, source: str) -> str:
 
 
 def parse_config(data: Any, source: str) -> MloopConfig:
+    if data is None:
+        raise ConfigError(f"{source} is empty; it needs at least name and data.source/data.target.")
     if not isinstance(data, dict):
         raise ConfigError(f"{source} must be a mapping of settings, not {type(data).__name__}.")
     try:

@@ -86,7 +86,8 @@ def _record(folder: Path, digest: str) -> None:
 def load_snapshot(folder: Path, ref: str) -> Snapshot:
     """A snapshot by its full hash or a unique prefix of at least 6 characters."""
     # Only ``<hash>.json`` marks a snapshot; ``<hash>.validation.json`` and the like sit beside it.
-    matches = sorted(p for p in folder.glob(f"{ref}*.json") if "." not in p.stem) if len(ref) >= 6 else []
+    hexadecimal = len(ref) >= 6 and all(c in "0123456789abcdef" for c in ref.lower())
+    matches = sorted(p for p in folder.glob(f"{ref.lower()}*.json") if "." not in p.stem) if hexadecimal else []
     if len(matches) != 1:
         what = "no snapshot" if not matches else "several snapshots"
         raise SourceError(f"{what} matches {ref!r} in {folder}; `mloop data list` shows them.")

@@ -30,7 +30,6 @@ def init_project(
     name: str | None = None,
 ) -> Path:
     """Create ``folder/mloop.yaml``; refuses to overwrite an existing one."""
-    folder.mkdir(parents=True, exist_ok=True)
     config_path = folder / "mloop.yaml"
     if config_path.exists():
         raise ConfigError(f"{config_path} already exists; edit it or choose another folder.")
@@ -41,6 +40,7 @@ def init_project(
             raise ConfigError(
                 f"{what} {column!r} is not a column of {source}; columns are: {', '.join(map(str, frame.columns))}"
             )
+    folder.mkdir(parents=True, exist_ok=True)  # only now: a failed init leaves nothing behind
     if not is_uri:
         source = os.path.relpath(Path(source).resolve(), folder.resolve())
     project_name = name or re.sub(r"[^A-Za-z0-9_.-]+", "-", folder.resolve().name).strip("-.") or "model"
