@@ -33,16 +33,57 @@ class DataConfig(_Section):
     id_column: str | None = None
     exclude: list[str] = Field(default_factory=list, description="Columns never used as features.")
     contract: str = Field(default="contract.yaml", description="Data contract file, relative to mloop.yaml.")
+    query: str | None = Field(
+        default=None, description="SQL query (or a table name) for a sqlite:/// or postgresql:// source."
+    )
+    incremental_column: str | None = Field(
+        default=None,
+        description="Time or id column: ingest then reads only rows past the latest snapshot's maximum and "
+        "appends them as a new snapshot version.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        description="Endpoint of an S3-compatible server for s3:// sources (Ceph, MinIO); credentials only "
+        "from the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).",
+    )
+    versioning: Literal["auto", "dvc", "off"] = Field(
+        default="auto",
+        description="Track accepted snapshots with DVC: auto does so when the project is a DVC repository.",
+    )
+    dvc_remote: str | None = Field(
+        default=None, description="DVC remote URL (a folder, s3://…); default: .mloop/dvc-remote in the project."
+    )
 
 
 class SplitConfig(_Section):
-    strategy: Literal["temporal", "random"] = "temporal"
+    strategy: Literal["temporal", "random"] = Field(
+        default="temporal", description="temporal: the latest rows are held out; random: stratified by class."
+    )
     test_fraction: float = Field(default=0.2, gt=0.0, lt=0.9)
     seed: int = 42
+    cv_folds: int = Field(
+        default=0, ge=0, le=20, description="k-fold cross-validation on the training part (0: off); logged as cv_*."
+    )
 
 
 class TrainConfig(_Section):
-    estimator: Literal["hist_gradient_boosting", "random_forest", "linear"] = "hist_gradient_boosting"
+    class Search(_Section):
+        """Optuna search over the estimator's hyper-parameters, on k folds of the training part."""
+
+        trials: int = Field(default=0, ge=0, description="Trials in the study (0: no search).")
+        timeout_seconds: float | None = Field(default=None, gt=0, description="Stop searching after this long.")
+        folds: int = Field(default=3, ge=2, le=10, description="Folds each trial is scored on; pruned between folds.")
+        pruning: bool = Field(default=True, description="Stop unpromising trials early (median pruner).")
+        storage: str | None = Field(
+            default=None,
+            description="Optuna storage URL shared by `mloop train --worker` processes (postgresql://…); "
+            "default: in memory.",
+        )
+        study: str | None = Field(default=None, description="Study name; default: <project>-<snapshot hash>.")
+
+    estimator: Literal["hist_gradient_boosting", "random_forest", "linear", "lightgbm", "xgboost"] = Field(
+        default="hist_gradient_boosting", description="lightgbm and xgboost need the extras of the same name."
+    )
     params: dict[str, Any] = Field(default_factory=dict)
     seed: int = 42
     threads: int = Field(
@@ -51,13 +92,71 @@ class TrainConfig(_Section):
         description="OpenMP/BLAS threads for fitting and scoring (0: all cores). One by default: measured on "
         "2 shared cores, HistGradientBoosting fitted Ames in 1.3 s with one thread and 10.8 s with two.",
     )
+    high_cardinality: int = Field(
+        default=50, ge=2, description="Text columns with more categories than this are target-encoded."
+    )
+    search: Search = Field(default_factory=Search)
+    importance: bool = Field(default=True, description="Log permutation feature importance on the holdout.")
+    plots: bool = Field(default=True, description="Log residual, confusion and calibration plots (matplotlib).")
 
 
 class GateConfig(_Section):
+    class Behaviour(_Section):
+        """A change to one feature and the direction the mean prediction may not move in."""
+
+        feature: str = Field(description="Numeric feature to change on every holdout row.")
+        factor: float | None = Field(default=None, description="Multiply the feature by this (1.2 = +20%).")
+        delta: float | None = Field(default=None, description="Or add this to the feature.")
+        expect: Literal["not_lower", "not_higher"] = Field(
+            default="not_lower", description="The mean prediction must not go down (not_lower) or up (not_higher)."
+        )
+        tolerance: float = Field(default=0.0, ge=0.0, description="Relative move allowed the wrong way.")
+        target_class: str | None = Field(
+            default=None, description="Classification: the class whose probability is watched (default: the last)."
+        )
+        name: str | None = None
+
+        @property
+        def label(self) -> str:
+            return self.name or f"{self.feature}_{self.expect}"
+
     metric: str | None = Field(default=None, description="Metric the challenger must win on.")
     min_improvement: float = Field(
         default=0.0, ge=0.0, description="Relative margin the challenger must win by (0.01 = 1%)."
     )
+    floors: dict[str, float] = Field(
+        default_factory=dict, description="Metrics the challenger must reach at least (r2: 0.7)."
+    )
+    ceilings: dict[str, float] = Field(
+        default_factory=dict, description="Metrics the challenger must stay at or below (rmse: 40000)."
+    )
+    slices: list[str] = Field(default_factory=list, description="Columns whose values are scored separately.")
+    max_slice_regression: float = Field(
+        default=0.1, ge=0.0, description="No slice may be this much (relative) worse than under the champion."
+    )
+    min_slice_rows: int = Field(default=10, ge=1, description="Slices with fewer holdout rows are not judged.")
+    max_latency_ms: float | None = Field(default=None, gt=0, description="Single-row predict latency budget.")
+    behaviour: list[Behaviour] = Field(default_factory=list, description="Behavioural checks on the holdout.")
+    schema_compatible: bool = Field(
+        default=True, description="Refuse a challenger needing inputs the champion's callers do not send."
+    )
+
+    @field_validator("floors", "ceilings")
+    @classmethod
+    def _known_bound_metrics(cls, bounds: dict[str, float]) -> dict[str, float]:
+        known = REGRESSION_METRICS + CLASSIFICATION_METRICS
+        for name in bounds:
+            if name not in known:
+                raise ValueError(f"unknown metric {name!r}; choose one of {', '.join(known)}")
+        return bounds
+
+    @field_validator("behaviour")
+    @classmethod
+    def _one_change(cls, checks: list[GateConfig.Behaviour]) -> list[GateConfig.Behaviour]:
+        for check in checks:
+            if (check.factor is None) == (check.delta is None):
+                raise ValueError(f"behaviour check on {check.feature!r} needs exactly one of factor or delta")
+        return checks
 
 
 class TrackingConfig(_Section):
@@ -71,6 +170,24 @@ class ServeConfig(_Section):
     workers: int = Field(default=1, ge=1)
     reload_interval_seconds: float = Field(default=2.0, gt=0)
     max_batch_size: int = Field(default=10_000, ge=1)
+    fast_path: bool = Field(
+        default=True, description="Compile the pipeline into NumPy lookups, used only if verified on the holdout."
+    )
+    access_log: bool = Field(
+        default=False, description="uvicorn's line per request; off: /metrics and the prediction log cover requests."
+    )
+    api_keys_env: str = Field(
+        default="MLOOP_API_KEYS", description="Environment variable holding comma-separated API keys."
+    )
+    api_keys_file: str | None = Field(
+        default=None, description="File of API keys, one a line (relative to mloop.yaml); never keys in the YAML."
+    )
+    shadow_fraction: float = Field(
+        default=0.0, ge=0, le=1, description="Share of requests the challenger also scores, off the response path."
+    )
+    max_body_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=1024, description="Largest request body accepted; larger ones get HTTP 413."
+    )
 
 
 class MonitorConfig(_Section):
@@ -83,10 +200,46 @@ class MonitorConfig(_Section):
 
 class RetrainConfig(_Section):
     on_drift: bool = True
+    drift_windows: int = Field(
+        default=1,
+        ge=1,
+        description="Retrain on drift only after this many consecutive drifted windows (a window drifts when "
+        "monitor.min_drifted_features features do).",
+    )
+    on_prediction_drift: bool = Field(default=False, description="Retrain when the predictions drift.")
     max_quality_decay: float = Field(
         default=0.1, ge=0, description="Retrain when the live metric is this much (relative) worse."
     )
-    min_new_labels: int = Field(default=50, ge=0)
+    schedule: str | None = Field(
+        default=None, description="Cron expression (UTC, e.g. '0 3 * * 0'): retrain when a time it names has passed."
+    )
+    min_new_labels: int = Field(
+        default=50, ge=0, description="Labelled production rows needed since the last retrain before any retrain."
+    )
+    training_windows: int | None = Field(
+        default=None,
+        ge=1,
+        description="Train on the reference data plus the labelled rows of the last W monitoring windows "
+        "(monitor.window_size rows each); default: every labelled production row.",
+    )
+    max_reference_regression: float = Field(
+        default=0.05,
+        ge=0,
+        description="Reject a retrained challenger that is this much (relative) worse than the champion on the "
+        "champion's holdout, which predates production labels: a guard against corrupted feedback.",
+    )
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                from croniter import croniter  # imported here: only projects with a schedule need it
+            except ImportError:
+                raise ValueError("a schedule needs the croniter package: pip install croniter") from None
+            if not croniter.is_valid(value):
+                raise ValueError(f"{value!r} is not a cron expression (five fields, e.g. '0 3 * * 0')")
+        return value
 
 
 class MloopConfig(BaseSettings):

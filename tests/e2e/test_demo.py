@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -67,7 +69,8 @@ def test_the_mlflow_server_the_demo_points_to_shows_runs_versions_and_tags(demo:
     port = _free_port()
     argv = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--backend-store-uri", demo.project.tracking_uri, "--workers", "1"]
-    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Its own process group: `mlflow server` runs uvicorn children that must stop with it.
+    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 90
@@ -98,5 +101,9 @@ def test_the_mlflow_server_the_demo_points_to_shows_runs_versions_and_tags(demo:
         page = httpx.get(base, timeout=30)
         assert page.status_code == 200 and "<html" in page.text.lower()
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # a loaded machine can be slow to shut down; do not leak it
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=30)

@@ -425,6 +425,10 @@ def test_binary_classification_end_to_end(tmp_path: Path) -> None:
     assert json.loads(champion.tags["mloop.gate"])["metric"] == "log_loss"
     assert champion.tags["mloop.task"] == "classification"
     assert champion.metric("roc_auc") == pytest.approx(metrics["roc_auc"])
+    # classification evaluation plots are run artifacts
+    client = mlflow_client(project)
+    plots = {a.path for a in client.list_artifacts(result.trained.run_id, "plots")}
+    assert plots == {"plots/confusion_matrix.png", "plots/calibration.png"}
 
 
 def test_multiclass_classification_end_to_end(tmp_path: Path) -> None:

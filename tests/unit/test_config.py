@@ -150,7 +150,7 @@ def test_missing_required_name(tmp_path: Path) -> None:
         ("serve:\n  port: 70000\n", "serve.port", "70000"),
         ("split:\n  test_fraction: 2\n", "split.test_fraction", "2"),
         ("task: clustering\n", "task", "'clustering'"),
-        ("train:\n  estimator: xgboost\n", "train.estimator", "'xgboost'"),
+        ("train:\n  estimator: catboost\n", "train.estimator", "'catboost'"),
         ("data2: 1\n", "data2", ""),
     ],
 )

@@ -15,12 +15,17 @@ from mloop.pipeline.scaffold import init_project
 @app.command()
 def init(
     folder: Annotated[Path, typer.Argument(help="Project folder to create.")],
-    source: Annotated[str, typer.Option(help="CSV/Parquet file (or URI) with the training data.")],
+    source: Annotated[str, typer.Option(help="File or URI (sqlite:///…, postgresql://…, https://…, s3://…).")],
     target: Annotated[str, typer.Option(help="Column to predict.")],
     task: Annotated[Task | None, typer.Option(help="regression or classification; guessed if omitted.")] = None,
     time_column: Annotated[str | None, typer.Option(help="Orders rows in time for a temporal split.")] = None,
     name: Annotated[str | None, typer.Option(help="Project (and registered model) name.")] = None,
+    query: Annotated[str | None, typer.Option(help="SQL query or table name for a database source.")] = None,
+    dvc: Annotated[
+        bool | None, typer.Option("--dvc/--no-dvc", help="Version snapshots with DVC (default: if installed).")
+    ] = None,
+    no_scm: Annotated[bool, typer.Option("--no-scm", help="Use DVC without a git repository.")] = False,
 ) -> None:
-    """Write a working mloop.yaml for a tabular file."""
-    path = init_project(folder, source, target, task, time_column, name)
+    """Write a working mloop.yaml (and dvc.yaml) for a tabular source."""
+    path = init_project(folder, source, target, task, time_column, name, query=query, dvc=dvc, no_scm=no_scm)
     console.print(f"wrote {path}\nnext: cd {folder} && mloop run && mloop serve")

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from mloop.cli.app import JsonOption, app, console, emit_json, project
 from mloop.core.gate import GateDecision
+from mloop.data.snapshot import latest_snapshot, load_snapshot
 from mloop.pipeline import stages
 from mloop.registry import gate, versions
+from mloop.train import trainer
 
 
 def _print_metrics(metrics: dict[str, float]) -> str:
-    return "  ".join(f"{k}={v:,.4g}" for k, v in metrics.items())
+    # Per-slice, importance and behaviour metrics (dotted names) stay in MLflow; the headline ones print.
+    return "  ".join(f"{k}={v:,.4g}" for k, v in metrics.items() if "." not in k)
 
 
 def _print_decision(decision: GateDecision, version: str) -> None:
@@ -23,16 +28,57 @@ def _print_decision(decision: GateDecision, version: str) -> None:
     console.print(f"version {version}: {verdict} — {decision.reason}")
 
 
+def _search_progress(proj_trials: int) -> tuple[Progress, Callable[[int, int, float | None], None]]:
+    """A rich progress bar of finished trials with the best score so far."""
+    bar = Progress(
+        TextColumn("[bold]search"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("best {task.fields[best]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    task = bar.add_task("search", total=proj_trials, best="–")
+
+    def update(done: int, total: int, best: float | None) -> None:
+        bar.update(task, completed=min(done, total), best=f"{best:,.5g}" if best is not None else "–")
+
+    return bar, update
+
+
 @app.command("train")
 def train_cmd(
     ctx: typer.Context,
     snapshot: Annotated[str | None, typer.Option(help="Snapshot hash (prefix); default: latest.")] = None,
+    worker: Annotated[
+        bool, typer.Option(help="Only run search trials in the shared study (train.search.storage), then exit.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Train a model on a validated snapshot and log the run to MLflow."""
+    """Train a model on a validated snapshot and log the run to MLflow (searching first if configured)."""
     proj = project(ctx)
-    with console.status("Training…"):
-        result = stages.train_stage(proj, snapshot)
+    snap = load_snapshot(proj.snapshots_dir, snapshot) if snapshot else latest_snapshot(proj.snapshots_dir)
+    stages.require_valid(proj, snap)
+    trials = proj.config.train.search.trials
+    if worker:
+        bar, update = _search_progress(trials)
+        with bar:
+            found = trainer.search_worker(proj, snap, progress=None if as_json else update)
+        if as_json:
+            emit_json(found.__dict__)
+            return
+        console.print(
+            f"study {found.study}: {found.trials} trials ({found.pruned} pruned), best {found.best_value:,.5g}"
+        )
+        return
+    if trials > 0 and not as_json:
+        bar, update = _search_progress(trials)
+        with bar:
+            result = trainer.train(proj, snap, progress=update)
+    else:
+        with console.status("Training…"):
+            result = trainer.train(proj, snap)
     if as_json:
         emit_json(result.__dict__)
         return
@@ -105,7 +151,9 @@ def models(ctx: typer.Context, as_json: JsonOption = False) -> None:
         gate_tag = v.tags.get("mloop.gate")
         verdict = ""
         if gate_tag:
-            verdict = "passed" if json.loads(gate_tag).get("promote") else "rejected"
+            decision = json.loads(gate_tag)
+            failed = decision.get("failed") or [c["name"] for c in decision.get("checks", []) if not c["passed"]]
+            verdict = "passed" if decision.get("promote") else f"rejected: {', '.join(failed)}"
         value = v.metric(metric)
         table.add_row(
             v.version,

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from mloop.cli.app import JsonOption, app, console, emit_json, project
 from mloop.monitor.report import write_report
-from mloop.monitor.runner import monitor
+from mloop.monitor.runner import monitor, monitor_windows
 from mloop.monitor.tables import window_table
 from mloop.retrain.controller import retrain
 
@@ -36,9 +36,19 @@ def monitor_cmd(
     ctx: typer.Context,
     version: Annotated[str | None, typer.Option(help="Model version; default: the champion.")] = None,
     last: Annotated[int | None, typer.Option(help="Rows in the window; default monitor.window_size.")] = None,
+    every: Annotated[
+        bool, typer.Option("--all", help="Every window of the version's traffic, oldest first (nothing recorded).")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Drift and quality of the latest window of the prediction log; updates the server's gauges."""
+    if every:
+        results = monitor_windows(project(ctx), version, last)
+        if as_json:
+            emit_json([r.to_dict() for r in results])
+        else:
+            console.print(window_table(results, "every window"))
+        return
     result = monitor(project(ctx), version, last)
     if as_json:
         emit_json(result.to_dict())

@@ -25,7 +25,7 @@ from mloop.errors import ContractError
 Dtype = Literal["integer", "float", "boolean", "string", "datetime"]
 Role = Literal["feature", "target", "time", "id", "ignored"]
 Severity = Literal["error", "warn"]
-CheckName = Literal["missing_column", "dtype", "nullable", "range", "categories", "row_count"]
+CheckName = Literal["missing_column", "dtype", "nullable", "range", "categories", "row_count", "unique", "target"]
 
 MAX_CATEGORIES = 200  # above this a text column is treated as free text: no category set is recorded
 RANGE_TOLERANCE = 0.25  # inferred bounds are widened by this share of the observed span
@@ -41,6 +41,7 @@ class ColumnSpec(BaseModel):
     min: float | None = None
     max: float | None = None
     categories: list[str] | None = None
+    unique: bool | None = None  # True: every value distinct (ids): a duplicate means rows were loaded twice
 
 
 def _default_severity() -> dict[CheckName, Severity]:
@@ -51,6 +52,8 @@ def _default_severity() -> dict[CheckName, Severity]:
         "row_count": "error",
         "range": "warn",
         "categories": "warn",
+        "unique": "error",
+        "target": "error",
     }
 
 
@@ -140,6 +143,8 @@ def infer_contract(
         elif name in excluded or dtype == "datetime":
             role = "ignored"
         spec = ColumnSpec(dtype=dtype, role=role, nullable=bool(series.isna().any()))
+        if role == "id" and bool(series.notna().all()) and bool(series.is_unique):
+            spec.unique = True
         if dtype in ("integer", "float") and role not in ("time", "id"):  # time moves on: no bounds
             spec.min, spec.max = _bounds(series)
         elif dtype == "string":
@@ -217,8 +222,16 @@ class ValidationReport:
             "passed": self.passed,
             "rows": self.rows,
             "contract_hash": self.contract_hash,
+            "counts": self.counts(),
             "violations": [v.__dict__ for v in self.violations],
         }
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Failing values per column and check, e.g. ``{"Neighborhood": {"categories": 12}}``."""
+        out: dict[str, dict[str, int]] = {}
+        for v in self.violations:
+            out.setdefault(v.column, {})[v.check] = out.get(v.column, {}).get(v.check, 0) + v.count
+        return out
 
     def summary(self) -> str:
         lines = [f"{v.severity.upper()} column {v.column!r}: {v.message}" for v in self.violations]
@@ -269,6 +282,10 @@ def _schemas(contract: Contract) -> dict[Severity, pa.DataFrameSchema]:
                 return s.isna() | s.astype(str).isin(known)
 
             by_severity[sev.get("categories", "warn")].append(pa.Check(known_category, name="categories"))
+        if spec.unique:
+            by_severity[sev.get("unique", "error")].append(
+                pa.Check(lambda s: ~s.duplicated(keep="first") | s.isna(), name="unique")
+            )
         null_severity = sev.get("nullable", "error")
         for level in ("error", "warn"):
             columns[level][name] = pa.Column(
@@ -304,11 +321,43 @@ def _violations(failures: pd.DataFrame, severity: Severity, contract: Contract) 
             "nullable": "missing values in a column the contract says is never null",
             "range": f"values outside the contract's range [{spec.min if spec else '?'}, {spec.max if spec else '?'}]",
             "categories": "categories the contract has not seen",
+            "unique": "repeated values in a column the contract says is unique",
         }.get(check_name, f"values failing {check_name}")
         shown = ", ".join(f"row {e['row']}: {e['value']!r}" for e in examples)
         message = f"{count} {what}" + (f" (e.g. {shown})" if shown else "")
         out.append(Violation(str(column), check_name, severity, count, examples, message))
     return out
+
+
+def _target_violations(frame: pd.DataFrame, contract: Contract) -> list[Violation]:
+    """The target must be usable for training: present in some rows, varying, and finite if numeric."""
+    name = contract.target
+    if name not in frame.columns:
+        return []  # reported as a missing column
+    severity = contract.severity.get("target", "error")
+    values = frame[name].dropna()
+    problem = ""
+    if values.empty:
+        problem = "the target has no values at all"
+    elif values.nunique() < 2:
+        problem = f"the target has a single value ({values.iloc[0]!r}); nothing to learn"
+    elif contract.columns[name].dtype in ("integer", "float"):
+        numbers = pd.to_numeric(values, errors="coerce")
+        bad = frame.index[frame[name].notna()][~np.isfinite(numbers.to_numpy(dtype="float64", na_value=np.nan))]
+        if len(bad):
+            shown = [{"row": int(i), "value": str(frame.at[i, name])} for i in bad[:EXAMPLES]]
+            return [
+                Violation(
+                    name,
+                    "target",
+                    severity,
+                    len(bad),
+                    shown,
+                    f"{len(bad)} target values that are "
+                    f"not finite numbers (e.g. row {shown[0]['row']}: {shown[0]['value']!r})",
+                )
+            ]
+    return [Violation(name, "target", severity, len(frame), [], problem)] if problem else []
 
 
 def validate_frame(frame: pd.DataFrame, contract: Contract) -> ValidationReport:
@@ -319,6 +368,7 @@ def validate_frame(frame: pd.DataFrame, contract: Contract) -> ValidationReport:
             schema.validate(frame, lazy=True)
         except pa.errors.SchemaErrors as exc:
             report.violations.extend(_violations(exc.failure_cases, severity, contract))
+    report.violations.extend(_target_violations(frame, contract))
     if len(frame) < contract.min_rows:
         report.violations.append(
             Violation(

@@ -50,6 +50,10 @@ _SELECT = (
 )
 
 
+class DuplicateRequestId(ServeError):
+    """A row's request_id is already in the log: the row, not the store, is at fault."""
+
+
 def utc_now() -> str:
     """ISO-8601 UTC with a fixed width, so text order is time order."""
     return datetime.now(UTC).isoformat(timespec="microseconds")
@@ -90,6 +94,18 @@ class PredictionRow:
     latency_ms: float
     label: Any = None
     label_ts: str | None = field(default=None)
+
+    def to_json(self) -> bytes:
+        """One line of a spill file."""
+        return orjson.dumps(
+            [self.request_id, self.ts, self.model_version, self.features, self.prediction, self.latency_ms],
+            option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS,
+        )
+
+    @classmethod
+    def from_json(cls, line: bytes) -> PredictionRow:
+        request_id, ts, model_version, features, prediction, latency_ms = orjson.loads(line)
+        return cls(str(request_id), str(ts), str(model_version), dict(features), prediction, float(latency_ms))
 
     def as_params(self) -> tuple[Any, ...]:
         labelled = self.label is not None
@@ -152,14 +168,20 @@ class PredictionStore:
 
     # ---------------------------------------------------------------------------------- writing
 
-    def write_many(self, rows: Iterable[PredictionRow]) -> int:
-        """Insert ``rows`` in one transaction (all or none); returns how many were written."""
+    def write_many(self, rows: Iterable[PredictionRow], skip_existing: bool = False) -> int:
+        """Insert ``rows`` in one transaction (all or none); returns how many were given.
+
+        ``skip_existing`` ignores rows whose request_id is already stored, so replaying rows that may
+        have been written before (a spill file) is idempotent.
+        """
         params = [row.as_params() for row in rows]
         if not params:
             return 0
         try:
             with self._transaction(immediate=True) as conn:
-                conn.executemany(_INSERT, params)
+                conn.executemany(_INSERT.replace("INSERT", "INSERT OR IGNORE", 1) if skip_existing else _INSERT, params)
+        except sqlite3.IntegrityError as exc:
+            raise DuplicateRequestId(f"cannot log predictions in {self.path}: {exc}") from None
         except sqlite3.Error as exc:
             raise ServeError(f"cannot log predictions in {self.path}: {exc}") from None
         return len(params)
@@ -264,4 +286,4 @@ class PredictionStore:
         return int(total)
 
 
-__all__ = ["COLUMNS", "PredictionRow", "PredictionStore", "utc_now"]
+__all__ = ["COLUMNS", "DuplicateRequestId", "PredictionRow", "PredictionStore", "utc_now"]

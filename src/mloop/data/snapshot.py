@@ -27,6 +27,8 @@ class Snapshot:
     source: str
     created_at: str
     path: str
+    parent: str | None = None  # the snapshot an incremental ingest appended to
+    added_rows: int | None = None
 
     def read(self) -> pd.DataFrame:
         return pd.read_parquet(self.path)
@@ -50,7 +52,7 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def write_snapshot(frame: pd.DataFrame, source: str, folder: Path) -> Snapshot:
+def write_snapshot(frame: pd.DataFrame, source: str, folder: Path, parent: Snapshot | None = None) -> Snapshot:
     """Store ``frame`` as ``<hash>.parquet`` plus ``<hash>.json``; an existing snapshot is never rewritten."""
     folder.mkdir(parents=True, exist_ok=True)
     frame = frame.reset_index(drop=True)
@@ -60,9 +62,15 @@ def write_snapshot(frame: pd.DataFrame, source: str, folder: Path) -> Snapshot:
     if meta_path.exists():
         _record(folder, digest)
         return load_snapshot(folder, digest)
-    sink = pa.BufferOutputStream()
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), sink)
-    _atomic_write_bytes(data_path, sink.getvalue().to_pybytes())
+    # Straight to a temporary file, not through an in-memory buffer: a large snapshot is not held twice.
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{data_path.name}.")
+    os.close(fd)
+    try:
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
+        os.replace(tmp, data_path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     snapshot = Snapshot(
         hash=digest,
         rows=len(frame),
@@ -70,11 +78,18 @@ def write_snapshot(frame: pd.DataFrame, source: str, folder: Path) -> Snapshot:
         source=source,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         path=str(data_path),
+        parent=parent.hash if parent else None,
+        added_rows=len(frame) - parent.rows if parent else None,
     )
     # The metadata file is written last: its presence marks a complete snapshot.
     _atomic_write_bytes(meta_path, json.dumps(snapshot.to_dict(), indent=2).encode())
     _record(folder, digest)
     return snapshot
+
+
+def mark_latest(folder: Path, digest: str) -> None:
+    """Make an existing snapshot the latest again (after a checkout), so the next training uses it."""
+    _record(folder, digest)
 
 
 def _record(folder: Path, digest: str) -> None:
@@ -93,7 +108,8 @@ def load_snapshot(folder: Path, ref: str) -> Snapshot:
         raise SourceError(f"{what} matches {ref!r} in {folder}; `mloop data list` shows them.")
     meta = json.loads(matches[0].read_text())
     meta["path"] = str(folder / f"{meta['hash']}.parquet")
-    return Snapshot(**meta)
+    known = set(Snapshot.__dataclass_fields__)
+    return Snapshot(**{k: v for k, v in meta.items() if k in known})
 
 
 def list_snapshots(folder: Path) -> list[Snapshot]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from mloop.core.drift import DriftThresholds, FeatureDrift, categorical_drift, numeric_drift
+from mloop.core.drift import DriftThresholds, FeatureDrift, bin_counts, categorical_drift, numeric_drift
 from mloop.data.profile import (
     PREDICTION,
     CategoricalProfile,
@@ -138,6 +138,47 @@ def column_drift(
     )
 
 
+@dataclass(frozen=True)
+class Distribution:
+    """Reference and current shares of one feature over the same cells, for plotting.
+
+    Numeric cells are the reference quantile bins (labelled by their lower edge; the outer bins are
+    open-ended, as for PSI); categorical cells are the ``top`` most frequent reference categories and
+    "other". Missing values are left out: the null rates are reported beside the statistics.
+    """
+
+    feature: str
+    cells: list[str]
+    reference: list[float]
+    current: list[float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"feature": self.feature, "cells": self.cells, "reference": self.reference, "current": self.current}
+
+
+def _shares(counts: np.ndarray) -> list[float]:
+    total = float(counts.sum())
+    return [float(c) / total if total > 0 else 0.0 for c in counts]
+
+
+def distribution(
+    name: str, reference: NumericProfile | CategoricalProfile, values: pd.Series, top: int = 10
+) -> Distribution:
+    """The cells of :func:`column_drift`, as shares, for the report's distribution charts."""
+    if isinstance(reference, NumericProfile):
+        edges = reference.edges
+        current = bin_counts(numeric_values(values), edges) if edges else np.zeros(1)
+        cells = [f"{edge:,.0f}" if abs(edge) >= 1000 else f"{edge:.4g}" for edge in edges[:-1]] or ["all"]
+        return Distribution(name, cells, _shares(np.asarray(reference.counts, dtype=float)), _shares(current))
+    kept = sorted(reference.frequencies, key=lambda c: -reference.frequencies[c])[:top]
+    counts, _ = category_counts(values)
+    ref = [reference.frequencies[c] for c in kept]
+    cur = [float(counts.get(c, 0)) for c in kept]
+    ref.append(max(0.0, 1.0 - sum(ref)))
+    cur.append(float(sum(v for k, v in counts.items() if k not in kept)))
+    return Distribution(name, [*kept, "other"], _shares(np.asarray(ref)), _shares(np.asarray(cur)))
+
+
 def drift_report(
     profile: Profile,
     window: pd.DataFrame,
@@ -222,9 +263,11 @@ def compute_drift(
 
 __all__ = [
     "FRAME_COLUMNS",
+    "Distribution",
     "DriftReport",
     "column_drift",
     "compute_drift",
+    "distribution",
     "drift_report",
     "thresholds_from_config",
 ]

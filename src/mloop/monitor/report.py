@@ -17,12 +17,20 @@ _CSS = """
 body{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:1100px}
 h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;font-size:.85rem}td,th{padding:.25rem .6rem;border-bottom:1px solid #eee;text-align:left}
-.drift{color:#b00020;font-weight:600}.muted{color:#777}svg text{font-size:11px;fill:#444}
+.drift{color:#b00020;font-weight:600}
+.grid{display:flex;flex-wrap:wrap;gap:.5rem}h3{font-size:1rem}.muted{color:#777}svg text{font-size:11px;fill:#444}
 """
 
 
 def _esc(value: Any) -> str:
     return html.escape(str(value))
+
+
+def _num(value: float | None) -> str:
+    """Prices without decimals or exponents (25,000), small metrics with four significant digits."""
+    if value is None:
+        return ""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
@@ -53,7 +61,7 @@ def line_chart(series: dict[str, list[float | None]], labels: list[str], title: 
     for frac in (0.0, 0.5, 1.0):
         v = low + frac * (high - low)
         parts.append(f"<line x1='{pad}' x2='{width - pad}' y1='{y(v):.1f}' y2='{y(v):.1f}' stroke='#eee'/>")
-        parts.append(f"<text x='2' y='{y(v) + 4:.1f}'>{v:,.4g}</text>")
+        parts.append(f"<text x='2' y='{y(v) + 4:.1f}'>{_num(v)}</text>")
     for i, label in enumerate(labels):
         parts.append(f"<text x='{x(i) - 8:.1f}' y='{height - pad + 16}'>{_esc(label)}</text>")
     for (name, points), color in zip(series.items(), colors, strict=False):
@@ -63,7 +71,7 @@ def line_chart(series: dict[str, list[float | None]], labels: list[str], title: 
         )
         parts.extend(
             f"<circle cx='{x(i):.1f}' cy='{y(v):.1f}' r='3' fill='{color}'>"
-            f"<title>{_esc(name)}: {v:,.4g}</title></circle>"
+            f"<title>{_esc(name)}: {_num(v)}</title></circle>"
             for i, v in enumerate(points)
             if v is not None
         )
@@ -95,6 +103,49 @@ def bar_chart(values: dict[str, float], threshold: float, title: str) -> str:
     return "".join(parts)
 
 
+def distribution_chart(dist: dict[str, Any], note: str = "") -> str:
+    """Reference vs current shares of one feature as paired vertical bars."""
+    cells: list[str] = dist.get("cells") or []
+    reference: list[float] = dist.get("reference") or []
+    current: list[float] = dist.get("current") or []
+    title = f"{dist.get('feature', '?')}{note}"
+    if not cells or len(reference) != len(cells) or len(current) != len(cells):
+        return f"<p class='muted'>{_esc(title)}: no data.</p>"
+    width, height, pad, top = 370, 190, 28, max([*reference, *current, 0.01]) * 1.1
+    slot = (width - 2 * pad) / len(cells)
+    parts = [f"<svg class='dist' width='{width}' height='{height}' role='img' aria-label='{_esc(title)}'>"]
+    parts.append(f"<text x='0' y='12'>{_esc(title)}</text>")
+    parts.append(
+        "<text x='230' y='12' style='fill:#999'>■ training</text><text x='300' y='12' style='fill:#1f77b4'>■ now</text>"
+    )
+    base = height - pad
+    for i, (cell, ref, cur) in enumerate(zip(cells, reference, current, strict=True)):
+        x0 = pad + i * slot
+        for j, (value, color, who) in enumerate(((ref, "#bbb", "training"), (cur, "#1f77b4", "now"))):
+            h = (base - 20) * value / top
+            x, w = x0 + 1 + j * slot / 2, max(slot / 2 - 2, 1)
+            parts.append(
+                f"<rect class='bar' x='{x:.1f}' y='{base - h:.1f}' width='{w:.1f}' height='{h:.1f}' fill='{color}'>"
+                f"<title>{_esc(cell)} ({who}): {value:.1%}</title></rect>"
+            )
+        if len(cells) <= 12:
+            label = cell if len(cell) <= 8 else cell[:7] + "…"
+            parts.append(f"<text x='{x0:.1f}' y='{base + 12}' style='font-size:9px'>{_esc(label)}</text>")
+    parts.append(f"<line x1='{pad}' x2='{width - pad}' y1='{base}' y2='{base}' stroke='#999'/></svg>")
+    return "".join(parts)
+
+
+def _distributions(latest: dict[str, Any] | None) -> str:
+    if not latest or not latest.get("distributions"):
+        return ""
+    psi = {d["feature"]: d["value"] for d in latest["drift"] if d["statistic"] == "psi"}
+    charts = [
+        distribution_chart(d, f" (PSI {psi[d['feature']]:.3f})" if d.get("feature") in psi else "")
+        for d in latest["distributions"]
+    ]
+    return "<h3>Distributions, training vs latest window</h3><div class='grid'>" + "".join(charts) + "</div>"
+
+
 def render_report(project: Project) -> str:
     windows = history(project)
     metric = project.config.primary_metric
@@ -120,7 +171,7 @@ def render_report(project: Project) -> str:
         [
             _esc(v.version),
             _esc(", ".join(v.aliases)),
-            f"{v.metric(metric):,.4g}" if v.metric(metric) is not None else "",
+            _num(v.metric(metric)),
             _esc(v.tags.get("mloop.data_hash", "")[:12]),
             _esc(json.loads(v.tags["mloop.gate"]).get("reason", "")) if "mloop.gate" in v.tags else "",
         ]
@@ -137,7 +188,7 @@ def render_report(project: Project) -> str:
             str(w["n_rows"]),
             f"<span class='drift'>{w['n_drifted']}</span>" if w["dataset_drift"] else str(w["n_drifted"]),
             _esc(", ".join(w["drifted_features"][:4])),
-            f"{w['quality'].get(metric):,.4g}" if w["quality"].get(metric) is not None else "",
+            _num(w["quality"].get(metric)),
             f"{w['decay']:+.1%}" if w.get("decay") is not None else "",
         ]
         for i, w in enumerate(windows)
@@ -149,7 +200,7 @@ def render_report(project: Project) -> str:
 · gate metric {metric}</p>
 <h2>Quality over time</h2>{quality_chart}
 <h2>Drift over time</h2>{drift_chart}
-<h2>Drift per feature</h2>{psi_chart}
+<h2>Drift per feature</h2>{psi_chart}{_distributions(latest)}
 <h2>Monitoring windows</h2>{_table(["window", "version", "rows", "drifted", "features", metric, "decay"], window_rows)}
 <h2>Model versions</h2>{_table(["version", "aliases", metric, "data", "gate"], versions)}
 <h2>Promotions and rollbacks</h2>{_table(["time", "event", "version", "reason"], events)}

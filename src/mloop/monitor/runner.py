@@ -17,7 +17,7 @@ from mloop.data.contract import Contract, coerce_frame
 from mloop.data.predictions import PredictionStore
 from mloop.data.profile import Profile
 from mloop.errors import MonitorError
-from mloop.monitor.drift import DriftReport, drift_report, thresholds_from_config
+from mloop.monitor.drift import Distribution, DriftReport, distribution, drift_report, thresholds_from_config
 from mloop.monitor.quality import quality
 from mloop.monitor.windows import split_windows
 from mloop.project import Project
@@ -26,6 +26,7 @@ from mloop.registry.versions import CHAMPION, VersionInfo, alias_version, downlo
 
 LATEST = "latest.json"
 HISTORY = "history.jsonl"
+DISTRIBUTIONS_KEPT = 6
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class WindowResult:
     quality: dict[str, float]
     training_quality: dict[str, float]
     metric: str
+    distributions: tuple[Distribution, ...] = ()
 
     @property
     def decay(self) -> float | None:
@@ -81,6 +83,7 @@ class WindowResult:
             "metric": self.metric,
             "decay": self.decay,
             "report": self.drift.to_dict(),
+            "distributions": [d.to_dict() for d in self.distributions],
         }
 
 
@@ -111,7 +114,11 @@ def evaluate_window(project: Project, ref: Reference, rows: pd.DataFrame, index:
     trained = {
         k.removeprefix("mloop.metric."): float(v) for k, v in ref.version.tags.items() if k.startswith("mloop.metric.")
     }
+    # The report plots the distributions of the features that moved most; storing all would bloat the history.
+    shown = sorted(report.features, key=lambda f: -f.psi)[:DISTRIBUTIONS_KEPT]
+    distributions = tuple(distribution(f.feature, ref.profile.columns[f.feature], X[f.feature]) for f in shown)
     return WindowResult(
+        distributions=distributions,
         version=ref.version.version,
         index=index,
         start_ts=str(rows["ts"].iloc[0]),
@@ -158,13 +165,25 @@ def monitor_windows(project: Project, version: str | None = None, size: int | No
 def record(project: Project, result: WindowResult) -> None:
     """Publish the result for the server's gauges (atomic replace) and append it to the history."""
     project.monitor_dir.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(result.to_dict(), default=str)
+    data = result.to_dict()
+    text = json.dumps(data, default=str)
     fd, tmp = tempfile.mkstemp(dir=project.monitor_dir, prefix=".latest.")
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
+        handle.write(json.dumps(published(data), default=str))
     os.replace(tmp, project.monitor_dir / LATEST)
     with (project.monitor_dir / HISTORY).open("a", encoding="utf-8") as handle:
         handle.write(text + "\n")
+
+
+def published(data: dict[str, Any]) -> dict[str, Any]:
+    """What the server exports: the window as recorded, plus the decay as ``mloop_model_quality{metric="decay"}``.
+
+    The server turns every ``quality`` entry into a gauge; the decay rides along there so the quality-decay
+    alert of deploy/prometheus needs no training value on the Prometheus side.
+    """
+    if data.get("decay") is None:
+        return data
+    return {**data, "quality": {**data["quality"], "decay": data["decay"]}}
 
 
 def history(project: Project) -> list[dict[str, Any]]:

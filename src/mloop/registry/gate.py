@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from mloop.core.gate import GateCheck, GateDecision, decide
-from mloop.core.metrics import score_model
+from mloop.config import GateConfig
+from mloop.core.gate import (
+    BehaviourResult,
+    GateCheck,
+    GateDecision,
+    behaviour_result,
+    bound_checks,
+    decide,
+    latency_check,
+    schema_check,
+    schema_problems,
+    slice_check,
+)
+from mloop.core.metrics import mean_prediction, predict, single_row_latency_ms, slice_metrics, task_metrics
 from mloop.data.contract import Contract, coerce_frame, load_contract
 from mloop.errors import RegistryError
 from mloop.project import Project
@@ -37,42 +51,140 @@ def holdout_of(project: Project, info: VersionInfo) -> pd.DataFrame:
     return pd.read_parquet(download_run_artifact(project, info.run_id, "holdout.parquet"))
 
 
-def _metric_on(project: Project, info: VersionInfo, holdout: pd.DataFrame, metric: str) -> float:
-    config = project.config
-    contract = version_contract(project, info)
+@dataclass(frozen=True)
+class Evaluation:
+    """One model scored on one holdout: overall metrics and the metrics of each configured slice."""
+
+    metrics: dict[str, float]
+    slices: dict[str, dict[str, dict[str, float]]]
+
+
+def _target(holdout: pd.DataFrame, project: Project) -> pd.Series:
+    y = holdout[project.config.data.target]
+    return y.astype(str) if project.config.task == "classification" else y.astype(float)
+
+
+def evaluate_model(
+    model: Any, X: pd.DataFrame, y: pd.Series, holdout: pd.DataFrame, task: str, slices: list[str], min_rows: int
+) -> Evaluation:
+    """Score ``model`` on ``X``; each slice column is read from ``holdout`` (it may not be an input)."""
+    predictions = predict(model, X, task)
+    per_slice = {
+        column: slice_metrics(y, predictions, holdout[column].to_numpy(), task, min_rows)
+        for column in slices
+        if column in holdout.columns
+    }
+    return Evaluation(task_metrics(y, predictions, task), per_slice)
+
+
+def behaviour_results(
+    model: Any, X: pd.DataFrame, task: str, specs: list[GateConfig.Behaviour]
+) -> list[BehaviourResult]:
+    """Run the configured behavioural checks on one model and holdout (training and the gate share this)."""
+    out = []
+    for spec in specs:
+        try:
+            mean = mean_prediction(model, task, spec.target_class)
+        except ValueError as exc:
+            nan = float("nan")
+            out.append(BehaviourResult(spec.label, spec.feature, "", spec.expect, nan, nan, spec.tolerance, str(exc)))
+            continue
+        out.append(
+            behaviour_result(
+                mean,
+                X,
+                name=spec.label,
+                feature=spec.feature,
+                factor=spec.factor,
+                delta=spec.delta,
+                expect=spec.expect,
+                tolerance=spec.tolerance,
+            )
+        )
+    return out
+
+
+def _schema(contract: Contract) -> dict[str, tuple[str, bool]]:
+    return {name: (contract.columns[name].dtype, contract.columns[name].nullable) for name in contract.features}
+
+
+def _score(project: Project, info: VersionInfo, contract: Contract, holdout: pd.DataFrame) -> tuple[Any, Evaluation]:
     missing = [c for c in contract.features if c not in holdout.columns]
     if missing:
         raise RegistryError(
             f"version {info.version} needs columns the holdout lacks ({', '.join(missing[:5])}); "
             "the input schemas are incompatible, promote with --force if intended."
         )
-    X = coerce_frame(holdout, contract)
-    y = holdout[config.data.target]
-    y = y.astype(str) if config.task == "classification" else y.astype(float)
+    gate_config = project.config.gate
     model = load_model(project, info.version)
-    with threadpool_limits(config.train.threads or None):
-        values = score_model(model, X, y, config.task)
-    if metric not in values:
-        raise RegistryError(f"metric {metric!r} cannot be computed for version {info.version} on this holdout.")
-    return values[metric]
+    X = coerce_frame(holdout, contract)
+    evaluation = evaluate_model(
+        model,
+        X,
+        _target(holdout, project),
+        holdout,
+        project.config.task,
+        gate_config.slices,
+        gate_config.min_slice_rows,
+    )
+    return model, evaluation
+
+
+def _challenger_checks(
+    project: Project, model: Any, X: pd.DataFrame, mine: Evaluation, theirs: Evaluation | None
+) -> list[GateCheck]:
+    config = project.config
+    gate_config = config.gate
+    metric = config.primary_metric
+    checks = bound_checks(mine.metrics, gate_config.floors, gate_config.ceilings)
+    for column in gate_config.slices:
+        if column not in mine.slices:
+            checks.append(
+                GateCheck(f"slice.{column}", False, f"slice column {column!r} (gate.slices) is not in the holdout")
+            )
+            continue
+        champion_slices = theirs.slices.get(column) if theirs is not None else None
+        checks.append(
+            slice_check(metric, column, mine.slices[column], champion_slices, gate_config.max_slice_regression)
+        )
+    if gate_config.max_latency_ms is not None:
+        checks.append(latency_check(single_row_latency_ms(model, X), gate_config.max_latency_ms))
+    checks.extend(r.check() for r in behaviour_results(model, X, config.task, gate_config.behaviour))
+    return checks
 
 
 def evaluate_gate(project: Project, version: str) -> GateDecision:
-    """Score the challenger and the champion on the challenger's holdout and decide."""
+    """Score the challenger and the champion on the challenger's holdout and run every configured check."""
+    config = project.config
     challenger = get_version(project, version)
     champion = alias_version(project, CHAMPION)
-    metric = project.config.primary_metric
+    if champion is not None and champion.version == challenger.version:
+        champion = None
+    metric = config.primary_metric
     holdout = holdout_of(project, challenger)
-    challenger_value = _metric_on(project, challenger, holdout, metric)
-    champion_value = None
-    if champion is not None and champion.version != challenger.version:
-        champion_value = _metric_on(project, champion, holdout, metric)
+    contract = version_contract(project, challenger)
+    with threadpool_limits(config.train.threads or None):
+        model, mine = _score(project, challenger, contract, holdout)
+        if metric not in mine.metrics:
+            raise RegistryError(f"metric {metric!r} cannot be computed for version {version} on this holdout.")
+        checks: list[GateCheck] = []
+        theirs: Evaluation | None = None
+        if champion is not None:
+            champion_contract = version_contract(project, champion)
+            if config.gate.schema_compatible:
+                problems = schema_problems(_schema(contract), _schema(champion_contract))
+                checks.append(schema_check(problems, champion.version))
+            _, theirs = _score(project, champion, champion_contract, holdout)
+            if metric not in theirs.metrics:
+                raise RegistryError(f"metric {metric!r} cannot be computed for champion v{champion.version}.")
+        checks.extend(_challenger_checks(project, model, coerce_frame(holdout, contract), mine, theirs))
     return decide(
         metric,
-        challenger_value,
-        champion_value,
-        champion.version if champion and champion_value is not None else None,
-        project.config.gate.min_improvement,
+        mine.metrics[metric],
+        theirs.metrics[metric] if theirs is not None else None,
+        champion.version if champion is not None else None,
+        config.gate.min_improvement,
+        checks,
     )
 
 

@@ -16,6 +16,8 @@ from mloop.tracking.store import connect
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+# Run metrics too detailed for version tags (dozens per run); the run keeps them.
+DETAIL_METRICS = ("baseline", "slice.", "importance.", "behaviour.")
 
 
 @dataclass(frozen=True)
@@ -73,9 +75,10 @@ def register(project: Project, run_id: str | None = None) -> VersionInfo:
         client.create_registered_model(project.name, description=f"mloop project {project.name}")
     model_ids = [o.model_id for o in (run.outputs.model_outputs if run.outputs else [])]
     source = f"models:/{model_ids[0]}" if model_ids else f"runs:/{run_id}/model"
-    mv = client.create_model_version(project.name, source, run_id=run_id)
+    # A tracking server checks a models:/ source against model_id; the embedded store does not.
+    mv = client.create_model_version(project.name, source, run_id=run_id, model_id=model_ids[0] if model_ids else None)
     tags = {k: v for k, v in run.data.tags.items() if k.startswith("mloop.") and k != "mloop.stage"}
-    tags.update({f"mloop.metric.{k}": repr(v) for k, v in run.data.metrics.items() if not k.startswith("baseline")})
+    tags.update({f"mloop.metric.{k}": repr(v) for k, v in run.data.metrics.items() if not k.startswith(DETAIL_METRICS)})
     for key, value in tags.items():
         client.set_model_version_tag(project.name, mv.version, key, value)
     return get_version(project, str(mv.version))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -10,18 +11,22 @@ import pandas as pd
 from mloop.core.gate import GateDecision
 from mloop.data.predictions import PredictionStore
 from mloop.data.snapshot import Snapshot, load_snapshot
-from mloop.data.sources import read_source
 from mloop.errors import ContractError, MloopError, RetrainError
-from mloop.monitor.runner import WindowResult, monitor
+from mloop.monitor.runner import WindowResult, history, monitor, record
 from mloop.pipeline import stages
 from mloop.project import Project
 from mloop.registry import audit
 from mloop.registry.gate import promote, version_contract
 from mloop.registry.versions import CHAMPION, VersionInfo, alias_version, register
-from mloop.retrain.policy import RetrainDecision, decide
+from mloop.retrain.guard import reject, trusted_holdout_check
+from mloop.retrain.journal import record_decision
+from mloop.retrain.lock import LockBusy, RetrainLock
+from mloop.retrain.policy import RetrainDecision, decide, drift_streak
+from mloop.retrain.schedule import due_since
 from mloop.train.trainer import train
 
 BASE_DATA_TAG = "mloop.base_data_hash"
+LOCK_FILE = "retrain.lock"
 
 
 @dataclass(frozen=True)
@@ -48,14 +53,23 @@ def _training_frame(project: Project, champion: VersionInfo) -> pd.DataFrame:
             return load_snapshot(project.snapshots_dir, digest).read()
         except MloopError:
             pass
-    return read_source(project.source)
+    return stages.read_project_source(project)
 
 
-def labelled_production_rows(project: Project, columns: list[str]) -> pd.DataFrame:
-    """Every logged prediction with a label, as training rows (features, time column, target)."""
+def labelled_production_rows(project: Project, columns: list[str], windows: int | None = None) -> pd.DataFrame:
+    """Logged predictions with a label, as training rows (features, time column, target).
+
+    ``windows`` keeps only the labelled rows among the last ``windows × monitor.window_size`` logged
+    predictions (``retrain.training_windows``); ``None`` keeps them all.
+    """
     if not project.predictions_db.exists():
         return pd.DataFrame(columns=columns)
-    rows = PredictionStore(project.predictions_db).read(labelled_only=True)
+    store = PredictionStore(project.predictions_db)
+    if windows is None:
+        rows = store.read(labelled_only=True)
+    else:
+        rows = store.read(last=windows * project.config.monitor.window_size)
+        rows = rows[rows["label"].notna()]
     rows = rows.drop_duplicates("request_id")
     out = pd.DataFrame(index=rows.index)
     for name in columns:
@@ -70,7 +84,7 @@ def combined_data(project: Project, champion: VersionInfo) -> pd.DataFrame:
     # Only what the model reads (features, time, target): production rows carry nothing else.
     keep = [c for c in base.columns if c in contract.columns and contract.columns[c].role in ("feature", "time")]
     base = base[[*keep, project.config.data.target]]
-    fresh = labelled_production_rows(project, keep)
+    fresh = labelled_production_rows(project, keep, project.config.retrain.training_windows)
     time_col = project.config.data.time_column
     if time_col and time_col in base.columns and len(fresh):
         # Rows served without their time value still came after the training data.
@@ -84,34 +98,109 @@ def combined_data(project: Project, champion: VersionInfo) -> pd.DataFrame:
     return pd.concat([base, fresh[base.columns]], ignore_index=True)
 
 
-def retrain(project: Project, if_needed: bool = False) -> RetrainResult:
-    """Retrain now, or with ``if_needed`` only when the policy says so; the gate decides promotion."""
-    champion = alias_version(project, CHAMPION)
-    if champion is None:
-        raise RetrainError("There is no champion to retrain; run `mloop run` first.")
-    window: WindowResult | None = None
+def last_retrain(project: Project) -> datetime | None:
+    """When the last retrain (promoted or not) was recorded in the audit log."""
+    stamps = [e["ts"] for e in audit.read(project.audit_log) if e.get("event") == "retrain"]
+    return datetime.fromisoformat(stamps[-1]) if stamps else None
+
+
+def _streak(project: Project, version: str) -> int:
+    """Consecutive drifted windows of ``version``, a window re-evaluated on the same traffic counted once."""
+    seen: dict[str, bool] = {}
+    for entry in history(project):
+        if entry.get("model_version") == version:
+            seen[str(entry.get("end_ts"))] = bool(entry.get("dataset_drift"))
+    return drift_streak(list(seen.values()))
+
+
+def _latest_window(project: Project, if_needed: bool) -> WindowResult | None:
     try:
-        window = monitor(project)
+        window = monitor(project, write=False)
     except MloopError:
         if if_needed:
             raise
+        return None
+    recorded = {(e.get("model_version"), e.get("end_ts")) for e in history(project)}
+    if (window.version, window.end_ts) not in recorded:  # `mloop monitor` may have recorded it already
+        record(project, window)
+    return window
+
+
+def evaluate_policy(project: Project, champion: VersionInfo, window: WindowResult | None) -> RetrainDecision:
+    """The policy's decision on the latest window, from the settings, the history and the audit log."""
     config = project.config
-    new_labels = len(labelled_production_rows(project, []))
-    decision = decide(
+    policy = config.retrain
+    since = last_retrain(project)
+    new_labels = 0
+    if project.predictions_db.exists():
+        new_labels = PredictionStore(project.predictions_db).count(
+            since=since.isoformat() if since else None, labelled_only=True
+        )
+    due = None
+    if policy.schedule:
+        start = since or datetime.fromtimestamp(champion.created_ms / 1000, UTC)
+        when = due_since(policy.schedule, start)
+        due = f"cron '{policy.schedule}' was due at {when.isoformat(timespec='minutes')}" if when else None
+    prediction = window.drift.prediction if window else None
+    return decide(
         dataset_drift=bool(window and window.drift.dataset_drift),
         drifted_features=window.drift.drifted_features if window else [],
         decay=window.decay if window else None,
         metric=config.primary_metric,
         new_labels=new_labels,
-        on_drift=config.retrain.on_drift,
-        max_quality_decay=config.retrain.max_quality_decay,
-        min_new_labels=config.retrain.min_new_labels,
+        on_drift=policy.on_drift,
+        max_quality_decay=policy.max_quality_decay,
+        min_new_labels=policy.min_new_labels,
+        streak=_streak(project, champion.version) if window else 0,
+        drift_windows=policy.drift_windows,
+        prediction_drift=bool(prediction and prediction.drifted),
+        on_prediction_drift=policy.on_prediction_drift,
+        schedule_due=due,
     )
-    if if_needed and not decision.retrain:
-        return RetrainResult(decision, window)
+
+
+def retrain_lock(project: Project) -> RetrainLock:
+    return RetrainLock(project.workspace / LOCK_FILE)
+
+
+def retrain(project: Project, if_needed: bool = False) -> RetrainResult:
+    """Retrain now, or with ``if_needed`` only when the policy says so; the gate decides promotion.
+
+    Every decision is journaled (audit log + MLflow). Training runs under the project's retrain lock:
+    a second controller finds it taken and skips (``if_needed``) or fails (a forced retrain).
+    """
+    champion = alias_version(project, CHAMPION)
+    if champion is None:
+        raise RetrainError("There is no champion to retrain; run `mloop run` first.")
+    window = _latest_window(project, if_needed)
+    decision = evaluate_policy(project, champion, window)
     if not if_needed:
         decision = RetrainDecision(True, ["requested"] + decision.reasons, decision.blockers)
+    if not decision.retrain:
+        record_decision(project, decision, window, champion.version)
+        return RetrainResult(decision, window)
+    lock = retrain_lock(project)
+    try:
+        lock.acquire()
+    except LockBusy as busy:
+        decision = RetrainDecision(False, decision.reasons, [*decision.blockers, busy.message])
+        record_decision(project, decision, window, champion.version)
+        if not if_needed:
+            raise
+        return RetrainResult(decision, window)
+    try:
+        record_decision(project, decision, window, champion.version)
+        return _train_and_gate(project, decision, window)
+    finally:
+        lock.release()
+
+
+def _train_and_gate(project: Project, decision: RetrainDecision, window: WindowResult | None) -> RetrainResult:
+    champion = alias_version(project, CHAMPION)  # re-read under the lock: another controller may have promoted
+    if champion is None:
+        raise RetrainError("The champion alias disappeared while retraining; run `mloop promote`.")
     data = combined_data(project, champion)
+    fresh_rows = len(data) - len(_training_frame(project, champion))
     ingested = stages.ingest(project, f"retrain:{champion.tags.get('mloop.data_hash', '')[:12]}+feedback", data)
     snapshot, report = stages.validate(project, ingested.snapshot.hash)
     if not report.passed:
@@ -119,15 +208,23 @@ def retrain(project: Project, if_needed: bool = False) -> RetrainResult:
     base = champion.tags.get(BASE_DATA_TAG) or champion.tags.get("mloop.data_hash", "")
     trained = train(project, snapshot, tags={BASE_DATA_TAG: base, "mloop.trigger": "; ".join(decision.reasons)})
     version = register(project, trained.run_id)
-    verdict = promote(project, version.version, reason="retrain: " + "; ".join(decision.reasons))
+    reason = "retrain: " + "; ".join(decision.reasons)
+    check = trusted_holdout_check(project, champion, version)
+    verdict = (
+        promote(project, version.version, reason=reason)
+        if check.passed
+        else reject(project, champion, version, check, reason)
+    )
     audit.append(
         project.audit_log,
         "retrain",
         model=project.name,
         version=version.version,
+        champion=champion.version,
         reasons=decision.reasons,
         rows=snapshot.rows,
-        new_labels=new_labels,
+        production_rows=fresh_rows,
         promoted=verdict.promote,
+        gate=verdict.reason,
     )
     return RetrainResult(decision, window, snapshot, version, verdict)

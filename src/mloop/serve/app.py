@@ -13,34 +13,48 @@ index in a batch). Bad input is a 4xx, never a 500 or a stack trace.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-import orjson
-import pandas as pd
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mloop.data.contract import coerce_frame
 from mloop.data.predictions import PredictionRow, PredictionStore, utc_now
 from mloop.errors import MloopError, ServeError
 from mloop.project import Project
 from mloop.registry.versions import CHAMPION, VersionInfo
+from mloop.serve.dashboard import dashboard_router
+from mloop.serve.http import (
+    BodyLimitMiddleware,
+    HTTPProblem,
+    InvalidInput,
+    ModelUnavailable,
+    OrjsonResponse,
+    PayloadTooLarge,
+    UnknownRequestIds,
+    parse_json,
+    problem,
+    validation_details,
+)
 from mloop.serve.metrics import ServeMetrics, prediction_buckets
-from mloop.serve.model_holder import LoadedModel, ModelHolder
+from mloop.serve.model_holder import LoadedModel, ModelHolder, Refusal, Scored
 from mloop.serve.prediction_log import PredictionLogWriter
+from mloop.serve.protocols import invocations_router, v2_router
 from mloop.serve.schemas import (
     BatchPredictResponse,
     ErrorResponse,
+    FastPathInfo,
     FeatureInfo,
     FeedbackItem,
     FeedbackResponse,
@@ -48,76 +62,20 @@ from mloop.serve.schemas import (
     ModelResponse,
     PredictResponse,
     ReadyResponse,
+    RefusalInfo,
+    ReloadResponse,
     record_of,
 )
+from mloop.serve.security import ApiKeyMiddleware, ApiKeys
+from mloop.serve.shadow import ShadowScorer
 
 log = logging.getLogger(__name__)
 
 MAX_REPORTED_ERRORS = 100  # a 10,000-record batch of garbage gets a readable answer, not megabytes
 FEEDBACK_FLUSH_SECONDS = 5.0
+SPILL_DIR = "predictions-spill"  # beside the prediction log: rows kept while the store is down
 PREDICT_PATH = "/v1/predict"
 FEEDBACK_PATH = "/v1/feedback"
-
-
-class OrjsonResponse(JSONResponse):
-    """JSON via orjson: fast, and NaN/inf become null instead of invalid JSON."""
-
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
-
-
-# ------------------------------------------------------------------------------- HTTP errors
-
-
-class HTTPProblem(ServeError):
-    """A ServeError that knows its HTTP status; ``detail`` becomes the JSON body."""
-
-    status_code = 500
-
-    def __init__(self, detail: str | list[dict[str, Any]], headers: dict[str, str] | None = None) -> None:
-        super().__init__(detail if isinstance(detail, str) else f"{len(detail)} problem(s) with the request")
-        self.detail = detail
-        self.headers = headers
-
-
-class InvalidInput(HTTPProblem):
-    status_code = 422
-
-
-class UnknownRequestIds(HTTPProblem):
-    status_code = 404
-
-
-class PayloadTooLarge(HTTPProblem):
-    status_code = 413
-
-
-class ModelUnavailable(HTTPProblem):
-    status_code = 503
-
-
-def _problem(loc: list[str | int], msg: str, kind: str) -> dict[str, Any]:
-    return {"loc": loc, "msg": msg, "type": kind}
-
-
-def _validation_details(exc: ValidationError, prefix: list[str | int]) -> list[dict[str, Any]]:
-    details = []
-    for error in exc.errors(include_url=False, include_context=False):
-        item = _problem([*prefix, *error["loc"]], error["msg"], error["type"])
-        value = error.get("input")
-        if value is None or isinstance(value, bool | int | float | str):  # not whole records
-            item["input"] = value
-        details.append(item)
-    return details
-
-
-def _parse_json(body: bytes) -> Any:
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput(
-            [_problem(["body", exc.pos], f"the body is not valid JSON: {exc.msg}", "json_invalid")]
-        ) from None
 
 
 def _items(payload: Any, max_batch: int, what: str) -> tuple[list[Any], bool]:
@@ -125,9 +83,9 @@ def _items(payload: Any, max_batch: int, what: str) -> tuple[list[Any], bool]:
     if isinstance(payload, dict):
         return [payload], True
     if not isinstance(payload, list):
-        raise InvalidInput([_problem(["body"], f"expected a JSON object ({what}) or an array of them", "model_type")])
+        raise InvalidInput([problem(["body"], f"expected a JSON object ({what}) or an array of them", "model_type")])
     if not payload:
-        raise InvalidInput([_problem(["body"], "the array is empty; send at least one object", "too_short")])
+        raise InvalidInput([problem(["body"], "the array is empty; send at least one object", "too_short")])
     if len(payload) > max_batch:
         raise PayloadTooLarge(
             f"batch of {len(payload)} records exceeds serve.max_batch_size={max_batch}; split it into smaller requests"
@@ -138,14 +96,14 @@ def _items(payload: Any, max_batch: int, what: str) -> tuple[list[Any], bool]:
 M = TypeVar("M", bound=BaseModel)
 
 
-def _validate_all(items: list[Any], single: bool, model: type[M]) -> list[M]:
+def _validate_all(items: list[Any], single: bool, model: type[M], prefix: tuple[str | int, ...] = ("body",)) -> list[M]:
     valid: list[M] = []
     problems: list[dict[str, Any]] = []
     for index, item in enumerate(items):
         try:
             valid.append(model.model_validate(item))
         except ValidationError as exc:
-            problems.extend(_validation_details(exc, ["body"] if single else ["body", index]))
+            problems.extend(validation_details(exc, list(prefix) if single else [*prefix, index]))
             if len(problems) >= MAX_REPORTED_ERRORS:
                 break
     if problems:
@@ -163,27 +121,58 @@ class Service:
         self.project = project
         self.settings = project.config.serve
         self.metrics = ServeMetrics(project.monitor_dir)
-        self.holder = ModelHolder(project, on_swap=self._on_swap)
+        self.holder = ModelHolder(project, on_swap=self._on_swap, on_refuse=self._on_refuse)
         self.writer: PredictionLogWriter | None = None
+        self.shadow = ShadowScorer(
+            self.settings.shadow_fraction,
+            self.log_writer,
+            on_scored=self.metrics.shadow_scored.inc,
+            on_skipped=self.metrics.shadow_skipped.inc,
+        )
         self.startup_model: LoadedModel | None = None
 
     def start(self) -> None:
         store = PredictionStore(self.project.predictions_db)  # a foreign or broken file stops startup here
-        self.writer = PredictionLogWriter(store, on_drop=self.metrics.log_dropped.inc)
+        self.writer = PredictionLogWriter(
+            store,
+            on_drop=self.metrics.log_dropped.inc,
+            spill_dir=self.project.predictions_db.parent / SPILL_DIR,
+            on_spill=self.metrics.log_spilled.inc,
+            on_replay=self.metrics.log_replayed.inc,
+        )
         self.writer.start()
         self.holder.refresh()
+        self.holder.refresh_challenger()
         self.startup_model = self.holder.current
+        self.shadow.start()
         self.holder.start()
 
     def stop(self) -> None:
         self.holder.stop()
+        self.shadow.close()  # its rows reach the writer before the writer closes
         if self.writer is not None:
             self.writer.close()
 
     def _on_swap(self, old: LoadedModel | None, new: LoadedModel) -> None:
         self.metrics.set_model(new.version, new.alias, previous=old.version if old else None)
+        self.metrics.fast_path.labels(new.version).set(1 if new.fast_path.enabled else 0)
         if new.task == "regression":
             self.metrics.enable_prediction_histogram(prediction_buckets(new.contract.columns.get(new.contract.target)))
+
+    def _on_refuse(self, version: str, _reason: str) -> None:
+        self.metrics.model_refused.labels(version).inc()
+
+    def reload(self) -> dict[str, Any]:
+        """Check the alias now and load its target if it changed (retrying a refused one)."""
+        changed = self.holder.refresh(force=True)
+        self.holder.refresh_challenger()
+        current = self.holder.current
+        refused = self.holder.refused
+        return ReloadResponse(
+            changed=changed,
+            version=current.version if current else None,
+            refused=RefusalInfo(**dataclasses.asdict(refused)) if refused else None,
+        ).model_dump(mode="json")
 
     def model(self) -> LoadedModel:
         current = self.holder.current
@@ -203,18 +192,35 @@ class Service:
 
     def predict(self, body: bytes, started: float) -> tuple[LoadedModel, dict[str, Any]]:
         model = self.model()
-        items, single = _items(_parse_json(body), self.settings.max_batch_size, "of features")
-        records = [record_of(v) for v in _validate_all(items, single, model.request_model)]
-        frame = coerce_frame(pd.DataFrame(records), model.contract)
+        items, single = _items(parse_json(body), self.settings.max_batch_size, "of features")
+        scored, ids = self.score_items(model, items, single, started)
+        return model, _predict_answer(model, single, scored.predictions, scored.probabilities, ids)
+
+    def score_items(
+        self,
+        model: LoadedModel,
+        items: list[Any],
+        single: bool,
+        started: float,
+        prefix: tuple[str | int, ...] = ("body",),
+    ) -> tuple[Scored, list[str]]:
+        """Validate, score and log records of any protocol; the answers and their request ids."""
+        if len(items) > self.settings.max_batch_size:
+            raise PayloadTooLarge(
+                f"batch of {len(items)} records exceeds serve.max_batch_size={self.settings.max_batch_size}; "
+                "split it into smaller requests"
+            )
+        records = [record_of(v) for v in _validate_all(items, single, model.request_model, prefix)]
         try:
-            scored = model.score(frame)
+            scored = model.score_records(records)
         except Exception as exc:  # input passed the contract, so this is the model's fault, not the caller's
             log.exception("version %s failed to score %d record(s)", model.version, len(records))
             raise ServeError(f"model version {model.version} failed to score the request: {exc}") from None
         ids = [str(uuid.uuid4()) for _ in records]
         self._log(model, records, scored.predictions, ids, started)
         self.metrics.observe_predictions(scored.predictions, model.task)
-        return model, _predict_answer(model, single, scored.predictions, scored.probabilities, ids)
+        self.shadow.offer(self.holder.challenger, records, ids)
+        return scored, ids
 
     def _log(
         self, model: LoadedModel, records: list[dict[str, Any]], predictions: list[Any], ids: list[str], started: float
@@ -229,7 +235,7 @@ class Service:
         self.log_writer().log_many(rows)
 
     def feedback(self, body: bytes) -> int:
-        items, single = _items(_parse_json(body), self.settings.max_batch_size, "with request_id and label")
+        items, single = _items(parse_json(body), self.settings.max_batch_size, "with request_id and label")
         labels = [(item.request_id, item.label) for item in _validate_all(items, single, FeedbackItem)]
         writer = self.log_writer()
         writer.flush(FEEDBACK_FLUSH_SECONDS)  # a label for a just-served request must find its row
@@ -272,7 +278,7 @@ def _metrics_of(info: VersionInfo) -> dict[str, float]:
     return out
 
 
-def _describe(model: LoadedModel, name: str) -> dict[str, Any]:
+def _describe(model: LoadedModel, name: str, refused: Refusal | None = None) -> dict[str, Any]:
     contract = model.contract
     features = [
         FeatureInfo(name=c, dtype=s.dtype, nullable=s.nullable, categories=s.categories)
@@ -289,6 +295,8 @@ def _describe(model: LoadedModel, name: str) -> dict[str, Any]:
         loaded_at=model.loaded_at,
         classes=model.classes,
         features=features,
+        fast_path=FastPathInfo(**dataclasses.asdict(model.fast_path)),
+        refused=RefusalInfo(**dataclasses.asdict(refused)) if refused else None,
     ).model_dump(mode="json")
 
 
@@ -353,7 +361,16 @@ model_router = APIRouter(tags=["model"])
 @model_router.get("/v1/model", response_model=ModelResponse, responses={503: _ERRORS[503]})
 async def describe_model(service: ServiceDep) -> Response:
     """The loaded model: version, alias, run, task, holdout metrics and input features."""
-    return OrjsonResponse(_describe(service.model(), service.project.name))
+    return OrjsonResponse(_describe(service.model(), service.project.name, service.holder.refused))
+
+
+admin_router = APIRouter(tags=["admin"])
+
+
+@admin_router.post("/admin/reload", response_model=ReloadResponse, responses={401: {"model": ErrorResponse}})
+async def reload_model(service: ServiceDep) -> Response:
+    """Load the alias's target now (always needs an API key); a version that fails is refused."""
+    return OrjsonResponse(await run_in_threadpool(service.reload))
 
 
 ops_router = APIRouter(tags=["operations"])
@@ -483,6 +500,15 @@ def _package_version() -> str:
         return "0+unknown"
 
 
+def _api_keys(project: Project) -> ApiKeys:
+    settings = project.config.serve
+    file = None
+    if settings.api_keys_file:
+        file = Path(settings.api_keys_file)
+        file = file if file.is_absolute() else project.root / file
+    return ApiKeys.load(settings.api_keys_env, file)
+
+
 def create_app(project: Project) -> FastAPI:
     """The inference app of ``project``; nothing is loaded until the app starts (its lifespan)."""
     service = Service(project)
@@ -503,10 +529,15 @@ def create_app(project: Project) -> FastAPI:
         default_response_class=OrjsonResponse,
     )
     app.state.service = service
-    for router in (predict_router, feedback_router, model_router, ops_router):
+    routers = (predict_router, feedback_router, model_router, ops_router, invocations_router, v2_router, admin_router)
+    for router in routers:
         app.include_router(router)
+    app.include_router(dashboard_router)
     _install_error_handlers(app)
     app.add_middleware(InstrumentMiddleware, service=service)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=project.config.serve.max_body_bytes)
+    # Outermost, so a refused request costs nothing else; keys are read here, in the entry point.
+    app.add_middleware(ApiKeyMiddleware, keys=_api_keys(project))
     return app
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from mloop.errors import ServeError
 from mloop.project import Project
 from mloop.serve.app import create_app
 
@@ -22,6 +23,18 @@ FACTORY = "mloop.serve.main:create_app_from_env"
 # pools per prediction only contend with each other (measured faster under load).
 # (mloop.serve.model_holder also applies it per worker thread, however the server was started.)
 OMP_THREADS_ENV = "OMP_NUM_THREADS"
+SAGEMAKER_PORT_ENV = "SAGEMAKER_BIND_TO_PORT"
+WORKER_STARTUP_SECONDS = 180
+
+
+def resolve_port(port: int) -> int:
+    """SageMaker tells a container its port in ``SAGEMAKER_BIND_TO_PORT``; it wins over config and flags."""
+    value = os.environ.get(SAGEMAKER_PORT_ENV, "").strip()
+    if not value:
+        return port
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise ServeError(f"{SAGEMAKER_PORT_ENV}={value!r} is not a port number (1-65535)")
+    return int(value)
 
 
 def _configure_logging() -> None:
@@ -52,10 +65,21 @@ def serve(config_path: Path, host: str = "127.0.0.1", port: int = 8000, workers:
     import uvicorn
 
     path = Path(config_path).resolve()
-    Project.load(path)  # a broken config fails here, with its message, before any worker starts
+    settings = Project.load(path).config.serve  # a broken config fails here, before any worker starts
     os.environ[CONFIG_ENV] = str(path)
     os.environ.setdefault(OMP_THREADS_ENV, "1")
-    uvicorn.run(FACTORY, factory=True, host=host, port=port, workers=workers, log_level="info")
+    uvicorn.run(
+        FACTORY,
+        factory=True,
+        host=host,
+        port=resolve_port(port),
+        workers=workers,
+        log_level="info",
+        access_log=settings.access_log,
+        # A worker imports the whole stack and loads (and verifies) the model before it answers the
+        # supervisor's ping: uvicorn's 5 s default restarts it forever on a busy machine.
+        timeout_worker_healthcheck=WORKER_STARTUP_SECONDS,
+    )
 
 
-__all__ = ["create_app_from_env", "serve"]
+__all__ = ["create_app_from_env", "resolve_port", "serve"]

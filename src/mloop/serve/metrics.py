@@ -126,6 +126,36 @@ class ServeMetrics:
             "Prediction log rows dropped because the writer could not keep up; must stay 0.",
             registry=self.registry,
         )
+        self.fast_path = Gauge(
+            "mloop_fast_path",
+            "1 if a version is scored by the verified compiled pipeline, 0 if it fell back to the plain pipeline.",
+            ["version"],
+            registry=self.registry,
+        )
+        self.log_spilled = Counter(
+            "mloop_prediction_log_spilled",
+            "Prediction log rows written to the local spill file because the store failed.",
+            registry=self.registry,
+        )
+        self.log_replayed = Counter(
+            "mloop_prediction_log_replayed",
+            "Spilled prediction log rows written back to the store once it took writes again.",
+            registry=self.registry,
+        )
+        self.model_refused = Counter(
+            "mloop_model_refused",
+            "Model versions that failed to load or verify and were not served (the previous one kept serving).",
+            ["version"],
+            registry=self.registry,
+        )
+        self.shadow_scored = Counter(
+            "mloop_shadow_scored", "Records the challenger scored in shadow mode.", registry=self.registry
+        )
+        self.shadow_skipped = Counter(
+            "mloop_shadow_skipped",
+            "Records not shadow-scored because the challenger was behind (the caller never waits).",
+            registry=self.registry,
+        )
         self.prediction: Histogram | None = None
         self.registry.register(MonitoringCollector(monitor_dir / LATEST_FILE))
 

@@ -25,8 +25,16 @@ from mloop.data.contract import Contract, coerce_frame
 from mloop.data.predictions import utc_now
 from mloop.errors import ServeError
 from mloop.project import Project
-from mloop.registry.gate import version_contract
-from mloop.registry.versions import CHAMPION, VersionInfo, alias_version, load_model
+from mloop.registry.gate import holdout_of, version_contract
+from mloop.registry.versions import CHALLENGER, CHAMPION, VersionInfo, alias_version, load_model
+from mloop.serve.fastpath import (
+    MAX_RELATIVE_ERROR,
+    CompiledPipeline,
+    FastPathReport,
+    NotCompilable,
+    compile_pipeline,
+    verify,
+)
 from mloop.serve.schemas import build_request_model
 
 log = logging.getLogger(__name__)
@@ -70,21 +78,35 @@ class LoadedModel:
     classes: list[str] | None
     alias: str
     loaded_at: str
+    fast: CompiledPipeline | None = None
+    fast_path: FastPathReport = FastPathReport(False, "not compiled")
 
     @property
     def version(self) -> str:
         return self.info.version
 
     def score(self, frame: pd.DataFrame) -> Scored:
-        """Predictions (and class probabilities) for rows already typed by ``coerce_frame``."""
+        """Predictions (and class probabilities) of the plain pipeline for rows typed by ``coerce_frame``."""
         limit_openmp_in_this_thread()
-        predictions = np.asarray(self.pipeline.predict(frame))
+        proba = None
+        if self.classes is not None and hasattr(self.pipeline, "predict_proba"):
+            proba = np.asarray(self.pipeline.predict_proba(frame), dtype=float)
+        return self._scored(np.asarray(self.pipeline.predict(frame)), proba)
+
+    def score_records(self, records: list[dict[str, Any]]) -> Scored:
+        """Predictions for validated records: the compiled path if verified, else the plain pipeline."""
+        if self.fast is None:
+            return self.score(coerce_frame(pd.DataFrame(records), self.contract))
+        limit_openmp_in_this_thread()
+        predictions, proba = self.fast.scores(records, proba=self.classes is not None)
+        return self._scored(predictions, proba)
+
+    def _scored(self, predictions: np.ndarray, proba: np.ndarray | None) -> Scored:
         values: list[Any] = (
             [str(v) for v in predictions] if self.task == "classification" else predictions.astype(float).tolist()
         )
         probabilities = None
-        if self.classes is not None and hasattr(self.pipeline, "predict_proba"):
-            proba = np.asarray(self.pipeline.predict_proba(frame), dtype=float)
+        if proba is not None and self.classes is not None:
             probabilities = [dict(zip(self.classes, row.tolist(), strict=True)) for row in proba]
         return Scored(values, probabilities)
 
@@ -109,6 +131,7 @@ def load_version(project: Project, info: VersionInfo, alias: str = CHAMPION) -> 
     contract = version_contract(project, info)
     task = info.tags.get("mloop.task", project.config.task)
     classes = [str(c) for c in getattr(pipeline, "classes_", [])] if task == "classification" else None
+    fast, report = _compile_and_verify(project, info, pipeline, contract, task)
     model = LoadedModel(
         info=info,
         pipeline=pipeline,
@@ -118,6 +141,8 @@ def load_version(project: Project, info: VersionInfo, alias: str = CHAMPION) -> 
         classes=classes or None,
         alias=alias,
         loaded_at=utc_now(),
+        fast=fast,
+        fast_path=report,
     )
     try:
         model.score(_probe_frame(contract))
@@ -126,14 +151,64 @@ def load_version(project: Project, info: VersionInfo, alias: str = CHAMPION) -> 
     return model
 
 
+def _compile_and_verify(
+    project: Project, info: VersionInfo, pipeline: Any, contract: Contract, task: str
+) -> tuple[CompiledPipeline | None, FastPathReport]:
+    """The compiled pipeline if it reproduces the plain one on the holdout; otherwise None and why."""
+    if not project.config.serve.fast_path:
+        return None, FastPathReport(False, "disabled by serve.fast_path: false")
+    try:
+        compiled = compile_pipeline(pipeline)
+    except NotCompilable as exc:
+        log.warning("version %s: no fast path, serving the plain pipeline: %s", info.version, exc)
+        return None, FastPathReport(False, f"not compilable: {exc}")
+    try:
+        holdout = holdout_of(project, info)
+        limit_openmp_in_this_thread()
+        error = verify(compiled, pipeline, holdout, contract, task)
+    except Exception as exc:  # an unverifiable fast path is never used
+        log.warning("version %s: fast path not verified, serving the plain pipeline: %s", info.version, exc)
+        return None, FastPathReport(False, f"could not be verified on the holdout: {exc}")
+    if not error <= MAX_RELATIVE_ERROR:
+        log.warning(
+            "version %s: fast path differs from the pipeline on the holdout (max relative error %.3g > %g); "
+            "serving the plain pipeline",
+            info.version,
+            error,
+            MAX_RELATIVE_ERROR,
+        )
+        return None, FastPathReport(False, f"max relative error {error:.3g} on the holdout", error, len(holdout))
+    log.info(
+        "version %s: fast path verified on %d holdout rows (max relative error %.3g)", info.version, len(holdout), error
+    )
+    return compiled, FastPathReport(True, "compiled and verified on the holdout", error, len(holdout))
+
+
 SwapCallback = Callable[["LoadedModel | None", LoadedModel], None]
+RefuseCallback = Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A version that failed to load or verify and is not served."""
+
+    version: str
+    reason: str
+    at: str
 
 
 class ModelHolder:
     """Holds the champion and, once started, polls the registry for a new one."""
 
-    def __init__(self, project: Project, on_swap: SwapCallback | None = None) -> None:
+    def __init__(
+        self, project: Project, on_swap: SwapCallback | None = None, on_refuse: RefuseCallback | None = None
+    ) -> None:
         self.project = project
+        self._on_refuse = on_refuse
+        self.refused: Refusal | None = None  # the latest version refused, while it is the alias's target
+        self.shadow = project.config.serve.shadow_fraction > 0
+        self.challenger: LoadedModel | None = None  # loaded only for shadow scoring
+        self._challenger_failed: str | None = None
         self.interval = project.config.serve.reload_interval_seconds
         self._on_swap = on_swap
         self._current: LoadedModel | None = None
@@ -152,8 +227,11 @@ class ModelHolder:
         """Why no model is loaded (meaningful only while ``current`` is None)."""
         return self._reason
 
-    def refresh(self) -> bool:
-        """Look up the champion and load it if it changed; True if a new model was swapped in."""
+    def refresh(self, force: bool = False) -> bool:
+        """Look up the champion and load it if it changed; True if a new model was swapped in.
+
+        ``force`` retries a version that failed recently (``POST /admin/reload``) instead of waiting.
+        """
         with self._lock:
             try:
                 info = alias_version(self.project, CHAMPION)
@@ -167,14 +245,37 @@ class ModelHolder:
             current = self._current
             if current is not None and current.version == info.version:
                 self._reason = ""  # healthy again: the next problem is worth a log line
+                self.refused = None
                 return False
             if (
-                self._failed
+                not force
+                and self._failed
                 and self._failed[0] == info.version
                 and time.monotonic() - self._failed[1] < RETRY_FAILED_SECONDS
             ):
                 return False
             return self._load(info, current)
+
+    def refresh_challenger(self) -> None:
+        """Load the challenger for shadow scoring when its alias moves; any failure just disables shadowing."""
+        if not self.shadow:
+            return
+        try:
+            info = alias_version(self.project, CHALLENGER)
+        except Exception:  # the registry is briefly unreachable: keep what is loaded
+            return
+        if info is None or (self._current is not None and info.version == self._current.version):
+            self.challenger = None  # nothing to compare with
+            return
+        if (self.challenger and self.challenger.version == info.version) or self._challenger_failed == info.version:
+            return
+        try:
+            self.challenger = load_version(self.project, info, alias=CHALLENGER)
+            log.info("shadow scoring with challenger version %s", info.version)
+        except Exception as exc:
+            self._challenger_failed = info.version
+            self.challenger = None
+            log.error("cannot load challenger version %s for shadow scoring: %s", info.version, exc)
 
     def _keep(self, reason: str) -> bool:
         if self._current is None:
@@ -193,11 +294,15 @@ class ModelHolder:
         except Exception as exc:  # the old champion must keep serving whatever went wrong
             self._failed = (info.version, time.monotonic())
             kept = f"; version {current.version} keeps serving" if current else ""
-            log.error("cannot load champion version %s%s: %s", info.version, kept, exc)
+            log.error("refused champion version %s%s: %s", info.version, kept, exc)
+            self.refused = Refusal(info.version, str(exc), utc_now())
+            if self._on_refuse is not None:
+                self._on_refuse(info.version, str(exc))
             if current is None:
                 self._reason = f"cannot load champion version {info.version}: {exc}"
             return False
         self._failed = None
+        self.refused = None
         self._current = loaded
         log.info(
             "serving %s version %s (was %s), loaded in %.1fs",
@@ -228,8 +333,9 @@ class ModelHolder:
         while not self._stop.wait(self.interval):
             try:
                 self.refresh()
+                self.refresh_challenger()
             except Exception:  # never let the reloader die: the next poll tries again
                 log.exception("model reload check failed")
 
 
-__all__ = ["LoadedModel", "ModelHolder", "Scored", "load_version"]
+__all__ = ["LoadedModel", "ModelHolder", "Refusal", "Scored", "load_version"]

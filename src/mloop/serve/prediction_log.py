@@ -4,17 +4,25 @@ A request never waits for SQLite: ``log`` appends to a bounded in-memory buffer 
 writer thread takes whatever has accumulated (up to ``batch_size`` rows) and stores it in one
 transaction, so under load batches grow by themselves and the per-row cost falls. If the buffer is full
 the rows are dropped and counted (``mloop_prediction_log_dropped_total``) rather than slowing requests.
+
+When the store fails (down, locked, a broken file) a batch is appended to a local spill file instead
+(JSON lines, one file per process in ``spill_dir``) and replayed, idempotently, once the store takes
+writes again; a spill file left by a process that died is adopted and replayed too. Closing writes the
+queue and tries a last replay; what the store still refuses stays on disk for the next start.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
-from mloop.data.predictions import PredictionRow, PredictionStore
+from mloop.data.predictions import DuplicateRequestId, PredictionRow, PredictionStore
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +31,9 @@ log = logging.getLogger(__name__)
 DEFAULT_CAPACITY = 50_000
 DEFAULT_BATCH_SIZE = 2_000
 DROP_WARNING_INTERVAL = 10.0  # seconds between warnings about dropped rows
+REPLAY_INTERVAL = 1.0  # seconds between attempts to replay spilled rows
+REPLAY_CHUNK = 5_000
+SPILL_SUFFIX = ".jsonl"
 
 
 class PredictionLogWriter:
@@ -34,6 +45,9 @@ class PredictionLogWriter:
         on_drop: Callable[[int], None] | None = None,
         capacity: int = DEFAULT_CAPACITY,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        spill_dir: Path | None = None,
+        on_spill: Callable[[int], None] | None = None,
+        on_replay: Callable[[int], None] | None = None,
     ) -> None:
         if capacity < 1 or batch_size < 1:
             raise ValueError("capacity and batch_size must be positive")
@@ -49,6 +63,16 @@ class PredictionLogWriter:
         self._closing = False
         self._last_drop_warning = -DROP_WARNING_INTERVAL
         self._thread: threading.Thread | None = None
+        self.spill_dir = spill_dir
+        self._on_spill = on_spill
+        self._on_replay = on_replay
+        self._spilled = 0  # rows currently waiting in spill files
+        self._next_replay = 0.0
+
+    @property
+    def spilled(self) -> int:
+        """Rows waiting in spill files of this process for the store to come back."""
+        return self._spilled
 
     @property
     def dropped(self) -> int:
@@ -62,6 +86,7 @@ class PredictionLogWriter:
     def start(self) -> None:
         if self._thread is not None:
             return
+        self._adopt_orphans()
         self._thread = threading.Thread(target=self._run, name="mloop-prediction-log", daemon=True)
         self._thread.start()
 
@@ -122,38 +147,137 @@ class PredictionLogWriter:
     # ---------------------------------------------------------------------------- writer side
 
     def _take(self) -> list[PredictionRow] | None:
-        """The next batch, waiting for one; None once closing and everything has been taken."""
+        """The next batch, waiting for one; [] when spilled rows are due a replay; None once closed."""
         with self._cond:
             while not self._buffer:
                 if self._closing:
                     return None
-                self._cond.wait()
+                if self._spilled_files():
+                    wait = self._next_replay - time.monotonic()
+                    if wait <= 0:
+                        return []
+                    self._cond.wait(wait)
+                else:
+                    self._cond.wait()
             n = min(len(self._buffer), self.batch_size)
             return [self._buffer.popleft() for _ in range(n)]
 
     def _run(self) -> None:
         while (batch := self._take()) is not None:
-            self._write(batch)
-            with self._cond:
-                self._done += len(batch)
-                self._cond.notify_all()
+            if batch:
+                self._write(batch)
+                with self._cond:
+                    self._done += len(batch)
+                    self._cond.notify_all()
+            if self._spilled_files() and time.monotonic() >= self._next_replay:
+                self._replay()
+        if self._spilled_files():
+            self._replay()  # shutdown: a last chance; what stays on disk is replayed at the next start
 
     def _write(self, batch: list[PredictionRow]) -> None:
         try:
             self.store.write_many(batch)
             return
-        except Exception as exc:  # the thread must outlive any bad batch
+        except DuplicateRequestId as exc:
             log.warning("prediction log: batch of %d rows failed (%s); writing them one by one", len(batch), exc)
-        # One bad row (say, a repeated request_id) must not cost the whole batch.
+        except Exception as exc:  # the store is down or refusing writes: keep the rows on disk
+            self._spill_or_drop(batch, exc)
+            return
+        # One bad row (a repeated request_id) must not cost the whole batch.
         failed = 0
-        for row in batch:
+        for index, row in enumerate(batch):
             try:
                 self.store.write_many([row])
-            except Exception as exc:
+            except DuplicateRequestId as exc:
                 failed += 1
                 log.error("prediction log: row %s not stored: %s", row.request_id, exc)
+            except Exception as exc:
+                self._spill_or_drop(batch[index:], exc)
+                break
         if failed:
             self._count_drop(failed)
 
+    # ----------------------------------------------------------------------------- spill files
 
-__all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_CAPACITY", "PredictionLogWriter"]
+    def _own_prefix(self) -> str:
+        return f"{os.getpid()}-"
+
+    def _spilled_files(self) -> list[Path]:
+        if self.spill_dir is None or not self._spilled:
+            return []
+        return sorted(self.spill_dir.glob(f"{self._own_prefix()}*{SPILL_SUFFIX}"))
+
+    def _spill_or_drop(self, rows: list[PredictionRow], exc: Exception) -> None:
+        if self.spill_dir is None:
+            log.error("prediction log: %d row(s) not stored: %s", len(rows), exc)
+            self._count_drop(len(rows))
+            return
+        path = self.spill_dir / f"{self._own_prefix()}{uuid.uuid4().hex}{SPILL_SUFFIX}"
+        try:
+            self.spill_dir.mkdir(parents=True, exist_ok=True)
+            with open(path, "wb") as file:
+                file.write(b"".join(row.to_json() + b"\n" for row in rows))
+                file.flush()
+                os.fsync(file.fileno())
+        except OSError as spill_error:
+            log.error("prediction log: store failed (%s) and the spill file too (%s)", exc, spill_error)
+            self._count_drop(len(rows))
+            return
+        if not self._spilled:
+            log.warning("prediction log: the store fails (%s); spilling rows to %s until it is back", exc, path.parent)
+        self._spilled += len(rows)
+        self._next_replay = time.monotonic() + REPLAY_INTERVAL
+        if self._on_spill is not None:
+            self._on_spill(len(rows))
+
+    def _replay(self) -> None:
+        """Write spilled files back in order; a file is deleted only once all its rows are stored."""
+        for path in self._spilled_files():
+            try:
+                rows = [PredictionRow.from_json(line) for line in path.read_bytes().splitlines() if line.strip()]
+                for start in range(0, len(rows), REPLAY_CHUNK):
+                    self.store.write_many(rows[start : start + REPLAY_CHUNK], skip_existing=True)
+                path.unlink()
+            except Exception as exc:  # still down: try again later
+                self._next_replay = time.monotonic() + REPLAY_INTERVAL
+                log.debug("prediction log: replay of %s postponed: %s", path, exc)
+                return
+            self._spilled = max(0, self._spilled - len(rows))
+            if self._on_replay is not None:
+                self._on_replay(len(rows))
+            log.info("prediction log: replayed %d spilled row(s) from %s", len(rows), path.name)
+        self._spilled = 0
+
+    def _adopt_orphans(self) -> None:
+        """Take over spill files of processes that are gone (a crash, an earlier run) to replay them."""
+        if self.spill_dir is None or not self.spill_dir.is_dir():
+            return
+        for path in self.spill_dir.glob(f"*{SPILL_SUFFIX}"):
+            owner = path.name.split("-", 1)[0]
+            if owner == str(os.getpid()):  # an earlier writer of this process (an app restarted in place)
+                self._spilled += sum(1 for line in path.read_bytes().splitlines() if line.strip())
+                continue
+            if owner.isdigit() and _alive(int(owner)):
+                continue
+            target = path.with_name(f"{self._own_prefix()}{uuid.uuid4().hex}{SPILL_SUFFIX}")
+            try:
+                path.rename(target)  # atomic: of several workers starting, one adopts each file
+                lines = sum(1 for line in target.read_bytes().splitlines() if line.strip())
+            except OSError:
+                continue
+            self._spilled += lines
+        if self._spilled:
+            log.warning("prediction log: %d row(s) from an earlier run are waiting to be replayed", self._spilled)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+__all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_CAPACITY", "SPILL_SUFFIX", "PredictionLogWriter"]

@@ -149,6 +149,27 @@ class FeatureInfo(_Response):
     categories: list[str] | None = None
 
 
+class FastPathInfo(_Response):
+    enabled: bool = Field(description="True if requests are scored by the compiled pipeline.")
+    reason: str = Field(description="Why the compiled pipeline is or is not used.")
+    max_relative_error: float | None = Field(
+        default=None, description="Largest relative difference from the plain pipeline on the holdout."
+    )
+    verified_rows: int = Field(default=0, description="Holdout rows the compiled pipeline was checked on.")
+
+
+class RefusalInfo(_Response):
+    version: str = Field(description="The alias's target version that is not served.")
+    reason: str = Field(description="Why it failed to load or verify.")
+    at: str
+
+
+class ReloadResponse(_Response):
+    changed: bool = Field(description="True if a new version was swapped in.")
+    version: str | None = Field(description="The version serving now (None: no model loaded).")
+    refused: RefusalInfo | None = None
+
+
 class ModelResponse(_Response):
     name: str = Field(description="Registered model name (the project name).")
     version: str
@@ -160,6 +181,10 @@ class ModelResponse(_Response):
     loaded_at: str
     classes: list[str] | None = None
     features: list[FeatureInfo]
+    fast_path: FastPathInfo
+    refused: RefusalInfo | None = Field(
+        default=None, description="A newer target of the alias that failed to load or verify; this one keeps serving."
+    )
 
 
 class HealthResponse(_Response):
@@ -180,6 +205,7 @@ class ErrorResponse(BaseModel):
 __all__ = [
     "BatchPredictResponse",
     "ErrorResponse",
+    "FastPathInfo",
     "FeatureInfo",
     "FeedbackItem",
     "FeedbackResponse",
@@ -187,6 +213,8 @@ __all__ = [
     "ModelResponse",
     "PredictResponse",
     "ReadyResponse",
+    "RefusalInfo",
+    "ReloadResponse",
     "build_request_model",
     "record_of",
 ]

@@ -15,7 +15,7 @@ from typing import Any
 import mlflow
 import mlflow.sklearn
 import pandas as pd
-from mlflow.data.pandas_dataset import from_pandas
+from mlflow.entities import Dataset, DatasetInput, InputTag
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.types import ColSpec, Schema, TensorSpec
 
@@ -50,6 +50,23 @@ def input_schema(contract: Contract, columns: Sequence[str]) -> Schema:
     return Schema(specs)
 
 
+def _dataset_input(contract: Contract, snapshot: Snapshot, frame: pd.DataFrame) -> DatasetInput:
+    """The training data as an MLflow dataset input, its schema taken from the contract.
+
+    ``mlflow.data.from_pandas`` infers the schema from every row instead: 0.7 s of a 2.3 s Ames run.
+    """
+    columns = [c for c in frame.columns if c in contract.columns]
+    dataset = Dataset(
+        name=f"snapshot-{snapshot.hash[:12]}",
+        digest=snapshot.hash[:36],
+        source_type="local",
+        source=json.dumps({"uri": str(snapshot.path)}),
+        schema=json.dumps({"mlflow_colspec": input_schema(contract, columns).to_dict()}),
+        profile=json.dumps({"num_rows": len(frame), "num_elements": int(frame.shape[0] * len(columns))}),
+    )
+    return DatasetInput(dataset, tags=[InputTag("mlflow.data.context", "training")])
+
+
 @dataclass(frozen=True)
 class LoggedRun:
     run_id: str
@@ -75,6 +92,8 @@ def log_training_run(
     tags: dict[str, str],
     artifacts: dict[str, str],
     run_name: str | None = None,
+    images: dict[str, bytes] | None = None,
+    run_id: str | None = None,
 ) -> LoggedRun:
     """Log everything about a trained model in one MLflow run and return where the model is."""
     connect(project)
@@ -87,7 +106,9 @@ def log_training_run(
         **({"mloop.git_sha": sha, "mlflow.source.git.commit": sha} if sha else {}),
         **tags,
     }
-    with mlflow.start_run(run_name=run_name) as run, warnings.catch_warnings():
+    # ``run_id``: a run created earlier (the parent of search trials) is completed, not a new one started.
+    start = mlflow.start_run(run_id=run_id) if run_id else mlflow.start_run(run_name=run_name)
+    with start as run, warnings.catch_warnings():
         # MLflow's schema inference warns about integer columns and ambiguous local sources, and
         # trips pandas 4 deprecations; none of it is actionable for the user.
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer", category=UserWarning)
@@ -100,13 +121,7 @@ def log_training_run(
         mlflow.set_tags(all_tags)
         mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
         mlflow.log_metrics(metrics)
-        dataset = from_pandas(
-            train_frame,
-            source=snapshot.path,
-            name=f"snapshot-{snapshot.hash[:12]}",
-            digest=snapshot.hash[:36],
-        )
-        mlflow.log_input(dataset, context="training")
+        mlflow.MlflowClient().log_inputs(run.info.run_id, [_dataset_input(contract, snapshot, train_frame)])
         example = features.head(5)
         signature = ModelSignature(
             inputs=input_schema(contract, list(features.columns)),
@@ -128,6 +143,11 @@ def log_training_run(
                 path = Path(tmp) / name
                 path.write_text(text, encoding="utf-8")
                 mlflow.log_artifact(str(path))
+            for name, data in (images or {}).items():
+                path = Path(tmp) / name
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+                mlflow.log_artifact(str(path), artifact_path=str(Path(name).parent) if "/" in name else None)
             (Path(tmp) / "metrics.json").write_text(json.dumps(metrics, indent=2))
             mlflow.log_artifact(str(Path(tmp) / "metrics.json"))
         return LoggedRun(run_id=run.info.run_id, model_uri=info.model_uri)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import subprocess
@@ -24,20 +25,21 @@ def connect(project: Project) -> MlflowClient:
     if project.config.tracking.uri is None:
         project.ensure_workspace()
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
-    mlflow.set_tracking_uri(project.tracking_uri)
-    mlflow.set_registry_uri(project.tracking_uri)
+    uri = sqlalchemy_url(project.tracking_uri)  # a PostgreSQL store straight from SQLAlchemy needs a driver
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
     try:
-        client = MlflowClient(project.tracking_uri, project.tracking_uri)
+        client = MlflowClient(uri, uri)
         if client.get_experiment_by_name(project.experiment_name) is None:
             location = project.artifacts_dir.as_uri() if project.config.tracking.uri is None else None
             client.create_experiment(project.experiment_name, artifact_location=location)
     except MlflowException as exc:
-        raise TrackingError(f"cannot use the MLflow store at {_safe(project.tracking_uri)}: {exc.message}") from None
+        raise TrackingError(f"cannot use the MLflow store at {safe_uri(project.tracking_uri)}: {exc.message}") from None
     mlflow.set_experiment(project.experiment_name)
     return client
 
 
-def _safe(uri: str) -> str:
+def safe_uri(uri: str) -> str:
     """The URI without any password, so it can be shown in a message or a log."""
     if "@" in uri and "://" in uri:
         scheme, rest = uri.split("://", 1)
@@ -60,3 +62,18 @@ def git_sha(folder: Path) -> str | None:
         return None
     sha = out.stdout.strip()
     return sha if out.returncode == 0 and len(sha) == 40 else None
+
+
+def sqlalchemy_url(uri: str) -> str:
+    """A PostgreSQL URI with a driver SQLAlchemy can load: psycopg 3 or psycopg2, whichever is installed.
+
+    ``postgresql://`` means psycopg2 to SQLAlchemy; with only psycopg 3 installed (mloop's postgres
+    extra) that fails, so the driver is named. An explicit ``+psycopg``/``+psycopg2`` is kept as written.
+    """
+    if not uri.startswith(("postgresql://", "postgres://")):
+        return uri
+    rest = uri.split("://", 1)[1]
+    for module, driver in (("psycopg", "psycopg"), ("psycopg2", "psycopg2")):
+        if importlib.util.find_spec(module) is not None:
+            return f"postgresql+{driver}://{rest}"
+    raise TrackingError(f"{safe_uri(uri)} needs a PostgreSQL driver; install it with `pip install 'mloop[postgres]'`.")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from mloop.config import MloopConfig
+from mloop.data.contract import Contract, coerce_frame
 from mloop.errors import TrainError
 
 
@@ -32,3 +36,65 @@ def holdout_split(
     strat = stratify if stratify is not None and stratify.value_counts().min() >= 2 else None
     train, test = train_test_split(frame, test_size=n_test, random_state=seed, stratify=strat)
     return train, test
+
+
+def labelled(frame: pd.DataFrame, target: str) -> pd.DataFrame:
+    if target not in frame.columns:
+        raise TrainError(
+            f"target column {target!r} (data.target) is not in the data; columns are: "
+            f"{', '.join(map(str, frame.columns[:20]))}{'…' if frame.shape[1] > 20 else ''}"
+        )
+    rows = frame[frame[target].notna()]
+    if rows.empty:
+        raise TrainError(f"target column {target!r} has no values: nothing to learn from.")
+    return rows
+
+
+def target_values(frame: pd.DataFrame, config: MloopConfig) -> pd.Series:
+    y = frame[config.data.target]
+    if config.task == "classification":
+        return y.astype(str)
+    values = pd.to_numeric(y, errors="coerce")
+    bad = values.isna() & y.notna()
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise TrainError(
+            f"target column {config.data.target!r} must be numeric for regression; row {row} holds "
+            f"{y.iloc[row]!r}. Use task: classification for labels."
+        )
+    return values.astype(float)
+
+
+def _check_classes(y: pd.Series, config: MloopConfig) -> None:
+    if config.task == "classification" and y.nunique() < 2:
+        raise TrainError(f"target {config.data.target!r} has a single class; classification needs two or more.")
+    if config.task == "regression" and y.nunique() < 2:
+        raise TrainError(f"target {config.data.target!r} is constant; there is nothing to learn.")
+
+
+@dataclass(frozen=True)
+class Split:
+    train: pd.DataFrame
+    test: pd.DataFrame
+    X_train: pd.DataFrame
+    X_test: pd.DataFrame
+    y_train: pd.Series
+    y_test: pd.Series
+
+
+def prepare(frame: pd.DataFrame, contract: Contract, config: MloopConfig) -> Split:
+    """The labelled rows split into a training part and a holdout, typed as the model reads them."""
+    rows = labelled(frame, config.data.target)
+    y_all = target_values(rows, config)
+    _check_classes(y_all, config)
+    time_col = config.data.time_column if config.split.strategy == "temporal" else None
+    stratify = y_all if config.task == "classification" else None
+    train, test = holdout_split(rows, config.split.test_fraction, time_col, config.split.seed, stratify)
+    return Split(
+        train,
+        test,
+        coerce_frame(train, contract),
+        coerce_frame(test, contract),
+        target_values(train, config),
+        target_values(test, config),
+    )

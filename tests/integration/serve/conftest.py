@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
+import numpy as np
 import pandas as pd
 import pytest
 
+from mloop.data.contract import Contract, coerce_frame
 from mloop.pipeline import stages
 from mloop.project import Project
+from mloop.registry.gate import version_contract
+from mloop.registry.versions import CHAMPION, alias_version, load_model
 
 TRAIN_ROWS = 800
 MAX_BATCH = 50
@@ -91,11 +98,13 @@ def _wait_until_answering(server: Server, path: str, want: int | None) -> None:
 
 
 @contextmanager
-def run_server(project: Project, tmp_dir: Path, ready_status: int = 200) -> Iterator[Server]:
+def run_server(
+    project: Project, tmp_dir: Path, ready_status: int = 200, env: dict[str, str] | None = None
+) -> Iterator[Server]:
     """uvicorn serving ``project`` on a free local port, until /ready answers ``ready_status``."""
     port = _free_port()
     log_path = tmp_dir / f"uvicorn-{port}.log"
-    env = {**os.environ, "MLOOP_CONFIG": str(project.root / "mloop.yaml"), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "MLOOP_CONFIG": str(project.root / "mloop.yaml"), "OMP_NUM_THREADS": "1", **(env or {})}
     command = [
         sys.executable, "-m", "uvicorn", "mloop.serve.main:create_app_from_env", "--factory",
         "--host", "127.0.0.1", "--port", str(port),
@@ -125,3 +134,49 @@ def server(project: Project, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 def client(server: Server) -> Iterator[httpx.Client]:
     with server.client() as http:
         yield http
+
+
+T = TypeVar("T")
+WAIT_SECONDS = 30.0
+
+
+def wait_for(check: Callable[[], T | None], what: str, timeout: float = WAIT_SECONDS) -> T:
+    """Poll ``check`` until it returns something other than None or False; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value is not None and value is not False:
+            return value
+        time.sleep(0.1)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}")
+
+
+def as_records(frame: pd.DataFrame, contract: Contract) -> list[dict[str, Any]]:
+    """JSON-ready feature records: NaN becomes null, as a client would send a missing value."""
+    rows = frame[contract.features].to_dict("records")
+    return [{str(k): None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()} for row in rows]
+
+
+@pytest.fixture(scope="session")
+def champion(project: Project) -> tuple[Any, Contract, str]:
+    info = alias_version(project, CHAMPION)
+    assert info is not None
+    return load_model(project, info.version), version_contract(project, info), info.version
+
+
+@pytest.fixture(scope="session")
+def csv_rows(project: Project) -> pd.DataFrame:
+    """Rows read back from the project's CSV where Mas_Vnr_Type is missing, so nulls are exercised."""
+    frame = pd.read_csv(project.root / "train.csv")
+    rows = frame[frame["Mas_Vnr_Type"].isna()].head(7)
+    assert len(rows) == 7 and rows["Misc_Feature"].isna().any()
+    return rows
+
+
+def expected(champion: tuple[Any, Contract, str], rows: pd.DataFrame) -> np.ndarray:
+    pipeline, contract, _ = champion
+    return np.asarray(pipeline.predict(coerce_frame(rows, contract)), dtype=float)
+
+
+def post(client: httpx.Client, path: str, body: Any) -> httpx.Response:
+    return client.post(path, content=json.dumps(body), headers={"content-type": "application/json"})

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import math
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import numpy as np
@@ -16,7 +14,7 @@ import pandas as pd
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from mloop.data.contract import Contract, coerce_frame, load_contract, save_contract
+from mloop.data.contract import coerce_frame, load_contract, save_contract
 from mloop.data.predictions import PredictionStore
 from mloop.pipeline import stages
 from mloop.project import Project
@@ -24,55 +22,9 @@ from mloop.registry import gate, versions
 from mloop.registry.gate import version_contract
 from mloop.registry.versions import CHAMPION, alias_version, load_model
 
-from .conftest import MAX_BATCH, TRAIN_ROWS, run_server, write_project
+from .conftest import MAX_BATCH, TRAIN_ROWS, as_records, expected, post, run_server, wait_for, write_project
 
 pytestmark = pytest.mark.integration
-
-T = TypeVar("T")
-WAIT_SECONDS = 30.0
-
-
-def wait_for(check: Callable[[], T | None], what: str, timeout: float = WAIT_SECONDS) -> T:
-    """Poll ``check`` until it returns something other than None or False; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value is not None and value is not False:
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}")
-
-
-def as_records(frame: pd.DataFrame, contract: Contract) -> list[dict[str, Any]]:
-    """JSON-ready feature records: NaN becomes null, as a client would send a missing value."""
-    rows = frame[contract.features].to_dict("records")
-    return [{str(k): None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()} for row in rows]
-
-
-@pytest.fixture(scope="module")
-def champion(project: Project) -> tuple[Any, Contract, str]:
-    info = alias_version(project, CHAMPION)
-    assert info is not None
-    return load_model(project, info.version), version_contract(project, info), info.version
-
-
-@pytest.fixture(scope="module")
-def csv_rows(project: Project) -> pd.DataFrame:
-    """Rows read back from the project's CSV where Mas_Vnr_Type is missing, so nulls are exercised."""
-    frame = pd.read_csv(project.root / "train.csv")
-    rows = frame[frame["Mas_Vnr_Type"].isna()].head(7)
-    assert len(rows) == 7 and rows["Misc_Feature"].isna().any()
-    return rows
-
-
-def expected(champion: tuple[Any, Contract, str], rows: pd.DataFrame) -> np.ndarray:
-    pipeline, contract, _ = champion
-    return np.asarray(pipeline.predict(coerce_frame(rows, contract)), dtype=float)
-
-
-def post(client: httpx.Client, path: str, body: Any) -> httpx.Response:
-    return client.post(path, content=json.dumps(body), headers={"content-type": "application/json"})
-
 
 # ----------------------------------------------------------------------------------- predict
 

@@ -4,10 +4,26 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from mloop.core.gate import decide
-from mloop.core.metrics import GREATER_IS_BETTER, classification_metrics, is_better, regression_metrics
+from mloop.core.gate import (
+    behaviour_result,
+    bound_checks,
+    decide,
+    latency_check,
+    schema_check,
+    schema_problems,
+    slice_check,
+)
+from mloop.core.metrics import (
+    GREATER_IS_BETTER,
+    Predictions,
+    classification_metrics,
+    is_better,
+    regression_metrics,
+    slice_metrics,
+)
 
 # ------------------------------------------------------------------------------------ is_better
 
@@ -159,3 +175,153 @@ def test_labels_only_gives_accuracy_and_f1() -> None:
     out = classification_metrics([1, 0, 1], [1, 1, 1])
     assert set(out) == {"accuracy", "f1"}
     assert out["accuracy"] == pytest.approx(2 / 3)
+
+
+# ------------------------------------------------------------------------------ the other checks
+
+
+def test_floors_and_ceilings_name_the_metric_and_numbers() -> None:
+    checks = bound_checks({"r2": 0.55, "rmse": 30_000.0}, {"r2": 0.7}, {"rmse": 40_000.0, "mae": 1.0})
+    by_name = {c.name: c for c in checks}
+    assert set(by_name) == {"floor.r2", "ceiling.rmse", "ceiling.mae"}
+    assert not by_name["floor.r2"].passed
+    assert by_name["floor.r2"].values == {"value": 0.55, "floor": 0.7}
+    assert "r2=0.55 fails the floor >= 0.7" == by_name["floor.r2"].detail
+    assert by_name["ceiling.rmse"].passed
+    assert not by_name["ceiling.mae"].passed  # a metric the model does not have never passes a bound
+
+
+def test_extra_checks_block_a_winning_challenger() -> None:
+    floor = bound_checks({"r2": 0.1}, {"r2": 0.5}, {})
+    decision = decide("rmse", 24_000.0, 25_000.0, "3", 0.0, floor)
+    assert not decision.promote
+    assert decision.failed == ["floor.r2"]
+    assert decision.to_dict()["failed"] == ["floor.r2"]
+    assert decision.to_dict()["checks"][2]["values"] == {"value": 0.1, "floor": 0.5}
+
+
+SLICES_CHAMPION = {"NAmes": {"rmse": 20_000.0, "rows": 40.0}, "Edwards": {"rmse": 30_000.0, "rows": 12.0}}
+
+
+def test_slice_worse_than_allowed_is_named() -> None:
+    challenger = {"NAmes": {"rmse": 19_000.0, "rows": 40.0}, "Edwards": {"rmse": 36_000.0, "rows": 12.0}}
+    check = slice_check("rmse", "Neighborhood", challenger, SLICES_CHAMPION, 0.1)
+    assert check.name == "slice.Neighborhood" and not check.passed
+    assert "Edwards (+20.0%)" in check.detail
+    assert check.values["worst"]["slice"] == "Edwards"
+    assert check.values["worst"]["challenger"] == 36_000.0 and check.values["worst"]["champion"] == 30_000.0
+    assert [r["slice"] for r in check.values["failing"]] == ["Edwards"]
+
+
+def test_slice_within_the_allowance_passes_and_reports_the_worst() -> None:
+    challenger = {"NAmes": {"rmse": 21_000.0, "rows": 40.0}, "Edwards": {"rmse": 30_500.0, "rows": 12.0}}
+    check = slice_check("rmse", "Neighborhood", challenger, SLICES_CHAMPION, 0.1)
+    assert check.passed
+    assert "(worst NAmes +5.0%)" in check.detail
+
+
+def test_slice_direction_follows_the_metric() -> None:
+    champion = {"a": {"accuracy": 0.9}}
+    assert not slice_check("accuracy", "c", {"a": {"accuracy": 0.7}}, champion, 0.1).passed
+    assert slice_check("accuracy", "c", {"a": {"accuracy": 0.95}}, champion, 0.1).passed
+    assert slice_check("accuracy", "c", {"a": {"accuracy": 0.7}}, None, 0.1).passed  # no champion
+
+
+def test_latency_budget() -> None:
+    assert latency_check(1.5, 5.0).passed
+    over = latency_check(7.25, 5.0)
+    assert not over.passed and over.values == {"latency_ms": 7.25, "budget_ms": 5.0}
+    assert "over the budget" in over.detail
+
+
+def test_schema_compatibility() -> None:
+    champion = {"area": ("float", False), "kind": ("string", True)}
+    assert schema_problems({"area": ("float", False)}, champion) == []  # dropping an input is fine
+    assert schema_problems({**champion, "new_opt": ("float", True)}, champion) == []
+    problems = schema_problems(
+        {"area": ("string", False), "kind": ("string", False), "pool": ("float", False)}, champion
+    )
+    assert problems == [
+        "'area' changed type float -> string",
+        "'kind' no longer accepts missing values",
+        "new required input 'pool'",
+    ]
+    check = schema_check(problems, "2")
+    assert check.name == "schema" and not check.passed and "champion v2" in check.detail
+    assert schema_check([], None).passed
+
+
+FRAME = pd.DataFrame({"area": [100.0, 200.0, 300.0], "kind": ["a", "b", "a"]})
+
+
+def test_behaviour_holds_for_a_monotone_model() -> None:
+    result = behaviour_result(
+        lambda X: float(X["area"].mean() * 2),
+        FRAME,
+        name="area_up",
+        feature="area",
+        factor=1.1,
+        delta=None,
+        expect="not_lower",
+    )
+    assert result.passed
+    assert result.before == 400.0 and result.after == pytest.approx(440.0)
+    assert result.check().name == "behaviour.area_up" and "holds" in result.check().detail
+
+
+def test_behaviour_violation_fails_with_numbers() -> None:
+    result = behaviour_result(
+        lambda X: float(1000 - X["area"].mean()),
+        FRAME,
+        name="area_up",
+        feature="area",
+        factor=None,
+        delta=50.0,
+        expect="not_lower",
+    )
+    assert not result.passed
+    check = result.check()
+    assert not check.passed and "violated" in check.detail
+    assert check.values["mean_before"] == 800.0 and check.values["mean_after"] == 750.0
+    # a small tolerance does not excuse a 6% drop, a larger one does
+    assert not behaviour_result(
+        lambda X: float(1000 - X["area"].mean()),
+        FRAME,
+        name="t",
+        feature="area",
+        factor=None,
+        delta=50.0,
+        expect="not_lower",
+        tolerance=0.05,
+    ).passed
+    assert behaviour_result(
+        lambda X: float(1000 - X["area"].mean()),
+        FRAME,
+        name="t",
+        feature="area",
+        factor=None,
+        delta=50.0,
+        expect="not_lower",
+        tolerance=0.1,
+    ).passed
+
+
+def test_behaviour_on_a_missing_or_text_feature_fails() -> None:
+    def mean(X: pd.DataFrame) -> float:
+        return 1.0
+
+    missing = behaviour_result(mean, FRAME, name="m", feature="pool", factor=2.0, delta=None, expect="not_lower")
+    text = behaviour_result(mean, FRAME, name="t", feature="kind", factor=2.0, delta=None, expect="not_lower")
+    assert not missing.passed and "not an input" in missing.check().detail
+    assert not text.passed and "not numeric" in text.check().detail
+
+
+def test_slice_metrics_group_rows_and_skip_small_slices() -> None:
+    y = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    predictions = Predictions(np.array([1.0, 2.0, 3.0, 5.0, 5.0]))
+    groups = np.array(["a", "a", "a", "b", None], dtype=object)
+    out = slice_metrics(y, predictions, groups, "regression", min_rows=1)
+    assert set(out) == {"a", "b", "(missing)"}
+    assert out["a"]["rmse"] == 0.0 and out["a"]["rows"] == 3.0
+    assert out["b"]["rmse"] == 1.0
+    assert set(slice_metrics(y, predictions, groups, "regression", min_rows=2)) == {"a"}

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mloop.data.predictions import COLUMNS, PredictionRow, PredictionStore
+from mloop.data.predictions import COLUMNS, DuplicateRequestId, PredictionRow, PredictionStore
 from mloop.errors import ServeError
 
 
@@ -147,3 +147,19 @@ def test_numpy_values_and_nan_are_stored_as_json(store: PredictionStore) -> None
     store.write_many([row("a", "2026-01-01T00:00:00.000000+00:00", prediction=np.float64(1.25), area=float("nan"))])
     frame = store.read()
     assert frame["prediction"].iloc[0] == 1.25 and np.isnan(frame["area"].iloc[0])
+
+
+def test_replaying_rows_skips_those_already_stored(store: PredictionStore) -> None:
+    first = row("a", "2026-01-01T00:00:00.000000+00:00")
+    store.write_many([first])
+    with pytest.raises(DuplicateRequestId):
+        store.write_many([first])
+    again = [first, row("b", "2026-01-01T00:00:01.000000+00:00")]
+    assert store.write_many(again, skip_existing=True) == 2
+    assert store.read()["request_id"].tolist() == ["a", "b"]
+
+
+def test_a_row_survives_a_spill_line() -> None:
+    original = PredictionRow("r", "2026-01-01T00:00:00.000000+00:00", "3", {"x": None, "k": "v"}, np.float64(1.5), 2.0)
+    back = PredictionRow.from_json(original.to_json())
+    assert back == PredictionRow("r", original.ts, "3", {"x": None, "k": "v"}, 1.5, 2.0)

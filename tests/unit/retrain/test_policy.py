@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from mloop.retrain.policy import decide
+from mloop.retrain.policy import decide, drift_streak
 
 BASE = {
     "dataset_drift": False,
@@ -39,3 +39,28 @@ def test_too_few_new_labels_blocks_retraining() -> None:
     decision = decide(**{**BASE, "decay": 0.5, "new_labels": 10})
     assert not decision.retrain
     assert decision.reasons and "only 10 labelled" in decision.blockers[0]
+
+
+def test_drift_must_last_the_configured_number_of_windows() -> None:
+    drifted = {**BASE, "dataset_drift": True, "drifted_features": ["a", "b", "c"], "drift_windows": 3}
+    assert not decide(**drifted, streak=2).retrain
+    decision = decide(**drifted, streak=3)
+    assert decision.retrain and "3 consecutive windows" in decision.reasons[0]
+
+
+def test_drift_streak_counts_the_latest_run_of_drifted_windows() -> None:
+    assert drift_streak([]) == 0
+    assert drift_streak([True, True, False]) == 0
+    assert drift_streak([True, False, True, True]) == 2
+
+
+def test_prediction_drift_triggers_only_when_enabled() -> None:
+    assert not decide(**{**BASE, "prediction_drift": True}).retrain
+    decision = decide(**{**BASE, "prediction_drift": True, "on_prediction_drift": True})
+    assert decision.retrain and "predictions drifted" in decision.reasons[0]
+
+
+def test_a_due_schedule_triggers_but_still_needs_new_labels() -> None:
+    decision = decide(**{**BASE, "schedule_due": "cron '0 3 * * *' was due"})
+    assert decision.retrain and decision.reasons == ["scheduled: cron '0 3 * * *' was due"]
+    assert not decide(**{**BASE, "schedule_due": "x", "new_labels": 0}).retrain

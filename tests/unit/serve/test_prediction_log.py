@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -70,3 +72,80 @@ def test_one_bad_row_does_not_cost_the_batch(store: PredictionStore) -> None:
     writer.close()
     assert store.read()["request_id"].tolist() == ["taken", "a", "b"]
     assert writer.dropped == 1
+
+
+def _break(db: Path) -> Path:
+    """The store goes away: the file is moved aside and a directory stands in its place."""
+    away = db.with_name(db.name + ".away")
+    db.rename(away)
+    db.mkdir()
+    return away
+
+
+def _repair(db: Path, away: Path) -> None:
+    db.rmdir()
+    away.rename(db)
+
+
+def _wait(check: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_rows_spill_while_the_store_is_down_and_are_replayed(store: PredictionStore, tmp_path: Path) -> None:
+    spilled: list[int] = []
+    writer = PredictionLogWriter(store, spill_dir=tmp_path / "spill", on_spill=spilled.append, batch_size=10)
+    writer.start()
+    try:
+        writer.log_many(rows("before"))
+        assert writer.flush(10)
+        away = _break(store.path)
+        ids = [f"r{i}" for i in range(25)]
+        writer.log_many(rows(*ids))
+        assert writer.flush(10)  # spilled rows are safe on disk, so the flush completes
+        assert writer.spilled == 25 and sum(spilled) == 25 and writer.dropped == 0
+        assert list((tmp_path / "spill").glob("*.jsonl"))
+        _repair(store.path, away)
+        assert _wait(lambda: writer.spilled == 0)
+        assert sorted(store.read()["request_id"]) == sorted(["before", *ids])
+        assert not list((tmp_path / "spill").glob("*.jsonl"))
+    finally:
+        writer.close()
+    assert writer.dropped == 0
+
+
+def test_rows_still_spilled_at_close_are_replayed_by_the_next_writer(store: PredictionStore, tmp_path: Path) -> None:
+    away = _break(store.path)
+    writer = PredictionLogWriter(store, spill_dir=tmp_path / "spill")
+    writer.log_many(rows("a", "b", "c"))
+    writer.start()
+    writer.close()  # the store is still down: the rows stay on disk
+    assert writer.dropped == 0 and len(list((tmp_path / "spill").glob("*.jsonl"))) == 1
+    _repair(store.path, away)
+
+    again = PredictionLogWriter(store, spill_dir=tmp_path / "spill")
+    again.start()
+    try:
+        assert _wait(lambda: store.count() == 3)
+    finally:
+        again.close()
+    assert sorted(store.read()["request_id"]) == ["a", "b", "c"] and again.dropped == 0
+
+
+def test_spill_files_of_a_dead_process_are_adopted(store: PredictionStore, tmp_path: Path) -> None:
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    orphan = b"".join(row.to_json() + b"\n" for row in rows("x", "y"))
+    (spill / f"{2**22 + 12345}-lost.jsonl").write_bytes(orphan)  # above the largest pid Linux hands out
+    store.write_many(rows("x"))  # a row may have been written before its process died: replay skips it
+    writer = PredictionLogWriter(store, spill_dir=spill)
+    writer.start()
+    try:
+        assert _wait(lambda: store.count() == 2)
+    finally:
+        writer.close()
+    assert sorted(store.read()["request_id"]) == ["x", "y"] and not list(spill.iterdir())

@@ -1,0 +1,71 @@
+"""`mloop contract diff` and `mloop contract update`: show and accept what a new batch changes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from mloop.cli.app import JsonOption, app, console, emit_json, project
+from mloop.data.contract import Contract, load_contract, save_contract
+from mloop.data.evolution import Change, diff, propose
+from mloop.data.snapshot import Snapshot, latest_snapshot, load_snapshot
+from mloop.project import Project
+
+contract_app = typer.Typer(help="The data contract: show and accept changes.", no_args_is_help=True)
+app.add_typer(contract_app, name="contract")
+
+SnapshotArg = Annotated[str | None, typer.Argument(help="Snapshot hash (prefix); default: the latest.")]
+
+
+def _proposal(proj: Project, ref: str | None) -> tuple[Snapshot, Contract, Contract, list[Change]]:
+    snap = load_snapshot(proj.snapshots_dir, ref) if ref else latest_snapshot(proj.snapshots_dir)
+    current = load_contract(proj.contract_path)
+    proposed = propose(current, snap.read())
+    return snap, current, proposed, diff(current, proposed)
+
+
+def _show(changes: list[Change], title: str) -> None:
+    if not changes:
+        console.print("no change: the contract already accepts this snapshot's columns, types, ranges and categories")
+        return
+    table = Table("column", "change", "detail", title=title)
+    for change in changes:
+        table.add_row(escape(change.column), change.kind, escape(change.describe()))
+    console.print(table)
+
+
+@contract_app.command("diff")
+def contract_diff(ctx: typer.Context, snapshot: SnapshotArg = None, as_json: JsonOption = False) -> None:
+    """Show what accepting a snapshot would change in the contract (nothing is written)."""
+    proj = project(ctx)
+    snap, current, _, changes = _proposal(proj, snapshot)
+    if as_json:
+        emit_json({"snapshot": snap.hash, "contract_hash": current.hash(), "changes": [c.to_dict() for c in changes]})
+        return
+    _show(changes, f"{proj.contract_path.name} vs snapshot {snap.hash[:12]}")
+
+
+@contract_app.command("update")
+def contract_update(ctx: typer.Context, snapshot: SnapshotArg = None, as_json: JsonOption = False) -> None:
+    """Accept a snapshot's changes: widen the contract so it passes, keeping roles and severities."""
+    proj = project(ctx)
+    snap, current, proposed, changes = _proposal(proj, snapshot)
+    if changes:
+        save_contract(proposed, proj.contract_path)
+    if as_json:
+        emit_json(
+            {
+                "snapshot": snap.hash,
+                "updated": bool(changes),
+                "version": proposed.version if changes else current.version,
+                "contract_hash": (proposed if changes else current).hash(),
+                "changes": [c.to_dict() for c in changes],
+            }
+        )
+        return
+    _show(changes, f"accepted into {proj.contract_path.name} (version {proposed.version})")
+    if changes:
+        console.print(f"run `mloop validate {snap.hash[:12]}` to check the snapshot against the new contract")

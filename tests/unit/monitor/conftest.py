@@ -1,0 +1,70 @@
+"""What an mloop server exports on /metrics, read from the real collectors, for the deploy/ checks."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from mloop.serve.metrics import LATEST_FILE, ServeMetrics
+
+REPO = Path(__file__).resolve().parents[3]
+DEPLOY = REPO / "deploy"
+# Labels Prometheus itself attaches to every scraped series, and series it makes up.
+TARGET_LABELS = {"job", "instance", "service", "le"}
+PROMETHEUS_SERIES = {"up"}
+_SELECTOR = re.compile(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(\{[^}]*\})?")
+_LABEL = re.compile(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)")
+
+
+def exported_series(tmp_path: Path) -> dict[str, set[str]]:
+    """Every sample name the server's registry renders, with its label names, with all collectors filled."""
+    metrics = ServeMetrics(tmp_path)
+    latest = {
+        "dataset_drift": True,
+        "drift": [{"feature": "area", "statistic": "psi", "value": 0.3}],
+        "quality": {"rmse": 1.0, "decay": 0.2},
+    }
+    (tmp_path / LATEST_FILE).write_text(json.dumps(latest), encoding="utf-8")
+    metrics.enable_prediction_histogram([1.0, 2.0])
+    metrics.observe_predictions([1.5], "regression")
+    metrics.requests.labels("/v1/predict", "200", "1").inc()
+    metrics.duration.labels("/v1/predict").observe(0.01)
+    metrics.set_model("1", "champion")
+    metrics.log_dropped.inc(0)
+    series: dict[str, set[str]] = {}
+    for family in text_string_to_metric_families(metrics.render().decode()):
+        for sample in family.samples:
+            series.setdefault(sample.name, set()).update(sample.labels)
+    return series
+
+
+def metric_selectors(expr: str, exported: dict[str, set[str]]) -> list[tuple[str, set[str]]]:
+    """``(metric, label names)`` of every selector naming an ``mloop_`` (or Prometheus) series."""
+    found = []
+    for name, matchers in _SELECTOR.findall(expr):
+        if name.startswith("mloop_") or name in PROMETHEUS_SERIES:
+            found.append((name, set(_LABEL.findall(matchers or ""))))
+    return found
+
+
+def unknown_references(expr: str, exported: dict[str, set[str]]) -> list[str]:
+    """Metric names or label names in ``expr`` that the server does not export; empty when all are."""
+    problems = []
+    for name, labels in metric_selectors(expr, exported):
+        if name in PROMETHEUS_SERIES:
+            continue
+        if name not in exported:
+            problems.append(f"metric {name}")
+            continue
+        extra = labels - exported[name] - TARGET_LABELS
+        problems.extend(f"label {name}.{label}" for label in sorted(extra))
+    return problems
+
+
+@pytest.fixture
+def exported(tmp_path: Path) -> dict[str, set[str]]:
+    return exported_series(tmp_path)

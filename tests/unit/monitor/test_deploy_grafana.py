@@ -1,0 +1,69 @@
+"""deploy/grafana: provisioned dashboards are well-formed and query only what the server exports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.unit.monitor.conftest import DEPLOY, unknown_references
+
+GRAFANA = DEPLOY / "grafana"
+DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))
+
+
+def load(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def test_a_service_and_a_model_dashboard_are_provisioned() -> None:
+    assert {load(p)["uid"] for p in DASHBOARDS} == {"mloop-service", "mloop-model"}
+    providers = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "mloop.yaml").read_text())["providers"]
+    assert providers[0]["type"] == "file" and providers[0]["options"]["path"]
+    sources = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "prometheus.yaml").read_text())
+    assert sources["datasources"][0]["type"] == "prometheus"
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)
+def test_dashboard_structure(path: Path) -> None:
+    board = load(path)
+    assert board["title"] and board["schemaVersion"] >= 36 and board["panels"]
+    variables = {v["name"] for v in board["templating"]["list"]}
+    assert {"datasource", "instance"} <= variables
+    ids = [panel["id"] for panel in board["panels"]]
+    assert len(ids) == len(set(ids)), "panel ids must be unique"
+    occupied: set[tuple[int, int]] = set()
+    for panel in board["panels"]:
+        grid = panel["gridPos"]
+        assert 0 <= grid["x"] and grid["x"] + grid["w"] <= 24, panel["title"]
+        cells = {
+            (x, y) for x in range(grid["x"], grid["x"] + grid["w"]) for y in range(grid["y"], grid["y"] + grid["h"])
+        }
+        assert not cells & occupied, f"panel {panel['title']!r} overlaps another"
+        occupied |= cells
+        assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
+        assert panel["targets"], panel["title"]
+        refs = [t["refId"] for t in panel["targets"]]
+        assert len(refs) == len(set(refs)) and all(t["expr"].strip() for t in panel["targets"])
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)
+def test_every_query_names_a_metric_the_server_exports(path: Path, exported: dict[str, set[str]]) -> None:
+    board = load(path)
+    queries = [t["expr"] for panel in board["panels"] for t in panel["targets"]]
+    queries += [v["query"] for v in board["templating"]["list"] if v["type"] == "query"]
+    for expr in queries:
+        assert "mloop_" in expr, expr
+        assert unknown_references(expr, exported) == [], expr
+
+
+def test_the_check_catches_unknown_metrics_and_labels(exported: dict[str, set[str]]) -> None:
+    assert unknown_references("rate(mloop_requests_totl[5m])", exported) == ["metric mloop_requests_totl"]
+    assert unknown_references('mloop_feature_drift{feature="a",stat="psi"}', exported) == [
+        "label mloop_feature_drift.stat"
+    ]
+    assert unknown_references('sum(rate(mloop_request_duration_seconds_bucket{endpoint="/"}[1m]))', exported) == []

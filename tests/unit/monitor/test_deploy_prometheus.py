@@ -1,0 +1,74 @@
+"""deploy/prometheus: the config and alert rules pass promtool, and their unit tests pass."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.unit.monitor.conftest import DEPLOY, unknown_references
+
+PROMETHEUS = DEPLOY / "prometheus"
+ALERTS = PROMETHEUS / "alerts.yml"
+REQUIRED_ALERTS = {
+    "MloopHighLatency",
+    "MloopHighErrorRate",
+    "MloopDataDrift",
+    "MloopQualityDecay",
+    "MloopNoChampion",
+    "MloopPredictionLogDropping",
+}
+
+
+def promtool() -> str:
+    path = shutil.which("promtool")
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("promtool is missing on CI: install the Debian package `prometheus`")
+        pytest.skip("promtool is not installed (Debian package `prometheus`)")
+    return path
+
+
+def run_promtool(*args: str, cwd: Path = PROMETHEUS) -> str:
+    done = subprocess.run([promtool(), *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    return output
+
+
+def alert_rules() -> list[dict[str, object]]:
+    groups = yaml.safe_load(ALERTS.read_text(encoding="utf-8"))["groups"]
+    return [rule for group in groups for rule in group["rules"]]
+
+
+def test_promtool_checks_the_rules() -> None:
+    assert "SUCCESS" in run_promtool("check", "rules", str(ALERTS))
+
+
+def test_promtool_checks_the_scrape_config() -> None:
+    assert "SUCCESS" in run_promtool("check", "config", "prometheus.yml")
+
+
+def test_promtool_unit_tests_of_every_alert_pass() -> None:
+    output = run_promtool("test", "rules", "tests/alerts_test.yml")
+    assert "SUCCESS" in output
+    tested = yaml.safe_load((PROMETHEUS / "tests" / "alerts_test.yml").read_text(encoding="utf-8"))
+    covered = {case["alertname"] for test in tested["tests"] for case in test.get("alert_rule_test", [])}
+    assert covered == {rule["alert"] for rule in alert_rules()}, "every alert needs a promtool unit test"
+
+
+def test_the_required_alerts_exist_with_severity_and_summary() -> None:
+    rules = alert_rules()
+    assert REQUIRED_ALERTS <= {rule["alert"] for rule in rules}
+    for rule in rules:
+        assert rule["labels"]["severity"] in {"info", "warning", "critical"}, rule  # type: ignore[index]
+        assert rule["annotations"]["summary"], rule  # type: ignore[index]
+
+
+def test_every_rule_names_only_metrics_and_labels_the_server_exports(exported: dict[str, set[str]]) -> None:
+    for rule in alert_rules():
+        assert unknown_references(str(rule["expr"]), exported) == [], rule["alert"]

@@ -1,0 +1,68 @@
+"""Turning MLflow and Open Inference Protocol payloads into records, and naming what is wrong."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mloop.serve.http import InvalidInput
+from mloop.serve.protocols import mlflow_records, v2_records
+
+
+def test_mlflow_formats_give_the_same_records() -> None:
+    records = [{"a": 1, "b": "x"}, {"a": None, "b": "y"}]
+    split = {"columns": ["a", "b"], "data": [[1, "x"], [None, "y"]], "index": [0, 1]}
+    assert mlflow_records({"dataframe_split": split}) == records
+    assert mlflow_records({"dataframe_records": records}) == records
+    assert mlflow_records({"inputs": records, "params": {}}) == records
+    assert mlflow_records({"inputs": {"a": [1, None], "b": ["x", "y"]}}) == records
+    assert mlflow_records({"instances": {"a": 1, "b": "x"}}) == [records[0]]
+
+
+@pytest.mark.parametrize(
+    ("payload", "loc"),
+    [
+        ({"dataframe_split": {"columns": ["a"], "data": [[1, 2]]}}, ["body", "dataframe_split", "data", 0]),
+        ({"dataframe_split": {"columns": "a", "data": []}}, ["body", "dataframe_split", "columns"]),
+        ({"dataframe_records": {"a": 1}}, ["body", "dataframe_records"]),
+        ({"inputs": {"a": [1, 2], "b": [1]}}, ["body", "inputs", "b"]),
+        ({"inputs": [], "instances": []}, ["body"]),
+        ({"inputs": [], "extra": 1}, ["body"]),
+    ],
+)
+def test_mlflow_mistakes_are_named(payload: dict[str, Any], loc: list[Any]) -> None:
+    with pytest.raises(InvalidInput) as error:
+        mlflow_records(payload)
+    assert isinstance(error.value.detail, list) and error.value.detail[0]["loc"] == loc
+
+
+def test_v2_tensors_become_records() -> None:
+    payload = {
+        "inputs": [
+            {"name": "a", "shape": [2], "datatype": "FP64", "data": [1.5, None]},
+            {"name": "b", "shape": [2, 1], "datatype": "BYTES", "data": [["x"], ["y"]]},
+        ]
+    }
+    assert v2_records(payload) == [{"a": 1.5, "b": "x"}, {"a": None, "b": "y"}]
+
+
+@pytest.mark.parametrize(
+    ("tensor", "loc"),
+    [
+        ({"name": "a", "shape": [1], "datatype": "FP64"}, ["body", "inputs", 0, "data"]),
+        ({"name": "a", "shape": [1], "datatype": "DOUBLE", "data": [1]}, ["body", "inputs", 0, "datatype"]),
+        ({"name": "a", "shape": [2], "datatype": "FP64", "data": [1]}, ["body", "inputs", 0, "shape"]),
+        ({"name": "a", "shape": [1, 2], "datatype": "FP64", "data": [1, 2]}, ["body", "inputs", 0, "shape"]),
+        ({"name": "a", "shape": "1", "datatype": "FP64", "data": [1]}, ["body", "inputs", 0, "shape"]),
+    ],
+)
+def test_v2_mistakes_are_named(tensor: dict[str, Any], loc: list[Any]) -> None:
+    with pytest.raises(InvalidInput) as error:
+        v2_records({"inputs": [tensor]})
+    assert isinstance(error.value.detail, list) and error.value.detail[0]["loc"] == loc
+
+
+def test_v2_needs_inputs() -> None:
+    with pytest.raises(InvalidInput):
+        v2_records({"inputs": []})
