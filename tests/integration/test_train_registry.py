@@ -136,7 +136,10 @@ def test_run_logs_the_dataset_input(ames_project: Project, first: FirstRun) -> N
     assert len(dataset.digest) >= 12
     assert snapshot.hash[:12] in dataset.name
     assert snapshot.hash in dataset.source or snapshot.source in dataset.source
-    assert {t.key: t.value for t in inputs[0].tags}.get("mlflow.data.context") == "training"
+    tags = {t.key: t.value for t in inputs[0].tags}
+    assert tags.get("mlflow.data.context") == "training"
+    assert tags["mloop.contract_hash"] == run.data.tags["mloop.contract_hash"]
+    assert json.loads(dataset.schema)["mlflow_colspec"]  # the schema comes with the dataset
     assert run.data.tags["mloop.data_hash"] == snapshot.hash
 
 

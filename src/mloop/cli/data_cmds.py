@@ -6,6 +6,7 @@ import json
 from typing import Annotated
 
 import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
 from rich.table import Table
 
 from mloop.cli.app import JsonOption, app, console, emit_json, project
@@ -28,8 +29,23 @@ def ingest(
 ) -> None:
     """Read the data source into an immutable, content-addressed snapshot."""
     proj = project(ctx)
-    with console.status("Reading the source…"):
-        result = stages.ingest(proj, source)
+    bar = Progress(
+        TextColumn("reading the source"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=as_json,
+    )
+    with bar:
+        task = bar.add_task("read", total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result = stages.ingest(proj, source, progress=advance)
     snap = result.snapshot
     if as_json:
         emit_json({**snap.to_dict(), "contract_created": result.contract_created, "added_rows": result.added_rows})

@@ -13,6 +13,7 @@ from rich.table import Table
 from mloop.cli.app import JsonOption, app, console, emit_json, project
 from mloop.core.gate import GateDecision
 from mloop.data.snapshot import latest_snapshot, load_snapshot
+from mloop.monitor.tables import number
 from mloop.pipeline import stages
 from mloop.registry import gate, versions
 from mloop.train import trainer
@@ -20,7 +21,7 @@ from mloop.train import trainer
 
 def _print_metrics(metrics: dict[str, float]) -> str:
     # Per-slice, importance and behaviour metrics (dotted names) stay in MLflow; the headline ones print.
-    return "  ".join(f"{k}={v:,.4g}" for k, v in metrics.items() if "." not in k)
+    return "  ".join(f"{k}={number(v)}" for k, v in metrics.items() if "." not in k)
 
 
 def _print_decision(decision: GateDecision, version: str) -> None:

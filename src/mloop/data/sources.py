@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,10 +11,18 @@ import pandas as pd
 
 from mloop.data.http import read_http, safe_url
 from mloop.data.objects import OBJECT_SCHEMES, read_object
+from mloop.data.progress import CountingReader, Progress
 from mloop.data.sql import is_sql, read_sql, safe_name_of
 from mloop.errors import SourceError
 
 Reader = Callable[[Path], pd.DataFrame]
+
+
+def _read_text_table(path: Path, progress: Progress, sep: str = ",") -> pd.DataFrame:
+    """CSV/TSV through a byte counter (the compressed bytes for .gz), so the caller can draw progress."""
+    with path.open("rb") as raw:
+        stream = io.BufferedReader(CountingReader(raw, path.stat().st_size, progress))
+        return pd.read_csv(stream, sep=sep, compression="gzip" if path.name.lower().endswith(".gz") else None)
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -48,13 +57,17 @@ def _reader_for(path: Path) -> Reader:
     raise SourceError(f"{path}: unsupported file type; mloop reads {known}.")
 
 
-def _read_file(source: str) -> tuple[pd.DataFrame, str]:
+def _read_file(source: str, progress: Progress | None = None) -> tuple[pd.DataFrame, str]:
     path = Path(source.removeprefix("file://"))
     if not path.exists():
         raise SourceError(f"{path}: no such file. Check data.source in mloop.yaml.")
     if not path.is_file():
         raise SourceError(f"{path}: is a directory, not a data file.")
     reader = _reader_for(path)
+    name = path.name.lower()
+    if progress is not None and name.endswith((".csv", ".csv.gz", ".tsv")):
+        sep = "\t" if name.endswith(".tsv") else ","
+        reader = lambda p: _read_text_table(p, progress, sep)  # noqa: E731 - same signature as the table
     try:
         return reader(path), str(path)
     except UnicodeDecodeError as exc:
@@ -69,6 +82,7 @@ def read_source(
     query: str | None = None,
     after: tuple[str, Any] | None = None,
     endpoint_url: str | None = None,
+    progress: Progress | None = None,
 ) -> pd.DataFrame:
     """Read a table from a local file, a database (with ``query``), an http(s) URL or an object store.
 
@@ -83,7 +97,7 @@ def read_source(
     elif scheme in OBJECT_SCHEMES:
         frame, where = read_object(source, endpoint_url), source
     elif scheme == "file":
-        frame, where = _read_file(source)
+        frame, where = _read_file(source, progress)
     else:
         raise SourceError(
             f"{source}: the {scheme}:// scheme is not supported; use a file path, sqlite:///, postgresql://, "

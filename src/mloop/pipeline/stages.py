@@ -12,6 +12,7 @@ import pandas as pd
 from mloop.core.gate import GateDecision
 from mloop.data import versioning
 from mloop.data.contract import ValidationReport, infer_contract, load_contract, save_contract, validate_frame
+from mloop.data.progress import Progress
 from mloop.data.snapshot import Snapshot, latest_snapshot, list_snapshots, load_snapshot, write_snapshot
 from mloop.data.sources import describe_source, read_source
 from mloop.errors import ContractError, SourceError
@@ -57,11 +58,17 @@ def read_project_source(project: Project) -> pd.DataFrame:
     return read_source(_config_source(project), cfg.query, endpoint_url=cfg.s3_endpoint_url)
 
 
-def ingest(project: Project, source: str | None = None, frame: pd.DataFrame | None = None) -> IngestResult:
+def ingest(
+    project: Project,
+    source: str | None = None,
+    frame: pd.DataFrame | None = None,
+    progress: Progress | None = None,
+) -> IngestResult:
     """Read the source into a snapshot; the first ingest also infers the data contract.
 
     With ``data.incremental_column`` set, only rows past the latest snapshot of the same source are
-    read and appended to it as a new snapshot version.
+    read and appended to it as a new snapshot version. ``progress(done, total)`` is told how many bytes
+    of a local CSV/TSV file have been read.
     """
     project.ensure_workspace()
     cfg = project.config.data
@@ -72,7 +79,7 @@ def ingest(project: Project, source: str | None = None, frame: pd.DataFrame | No
         after = None
         if cfg.incremental_column:
             parent, after = _watermark(project, label, cfg.incremental_column)
-        data = read_source(uri, cfg.query, after, cfg.s3_endpoint_url)
+        data = read_source(uri, cfg.query, after, cfg.s3_endpoint_url, progress)
         if parent is not None:
             if data.empty:
                 return IngestResult(parent, False, added_rows=0)

@@ -64,7 +64,12 @@ def _dataset_input(contract: Contract, snapshot: Snapshot, frame: pd.DataFrame) 
         schema=json.dumps({"mlflow_colspec": input_schema(contract, columns).to_dict()}),
         profile=json.dumps({"num_rows": len(frame), "num_elements": int(frame.shape[0] * len(columns))}),
     )
-    return DatasetInput(dataset, tags=[InputTag("mlflow.data.context", "training")])
+    tags = [
+        InputTag("mlflow.data.context", "training"),
+        InputTag("mloop.contract_hash", contract.hash()),  # which contract this data passed
+        InputTag("mloop.source", snapshot.source),
+    ]
+    return DatasetInput(dataset, tags=tags)
 
 
 @dataclass(frozen=True)

@@ -141,3 +141,15 @@ def test_broken_json_lines(tmp_path: Path) -> None:
     message = source_error(path)
     assert str(path) in message
     assert "not a readable table" in message
+
+
+@pytest.mark.parametrize("name", ["houses.csv", "houses.csv.gz", "houses.tsv"])
+def test_progress_counts_every_byte_of_a_text_file_and_reads_the_same_table(tmp_path: Path, name: str) -> None:
+    frame = pd.DataFrame({"area": range(5000), "zone": ["A", "B"] * 2500})
+    path = tmp_path / name
+    frame.to_csv(path, index=False, sep="\t" if name.endswith(".tsv") else ",")
+    seen: list[tuple[int, int]] = []
+    read = read_source(str(path), progress=lambda done, total: seen.append((done, total)))
+    pd.testing.assert_frame_equal(read, read_source(str(path)))
+    assert seen and seen[-1] == (path.stat().st_size, path.stat().st_size)
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
