@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 DEMO_DIR ?= demo-project
 CODE := src tests $(wildcard bench)
 
-.PHONY: install demo test test-unit lint format bench mlflow clean
+.PHONY: install demo test test-unit test-container lint lint-deploy format bench mlflow clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
+# Builds the image with podman (no Docker engine needed), runs it on 127.0.0.1 and calls /health and /v1/predict.
+test-container: $(STAMP)
+	bash scripts/container-setup.sh >/dev/null
+	MLOOP_CONTAINER_TESTS=1 $(PY) -m pytest tests/container
+
 test-unit: $(STAMP)
 	$(PY) -m pytest tests/unit
 
@@ -31,6 +36,18 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check $(CODE)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	$(MAKE) lint-deploy
+
+# Deployment files: Dockerfile, workflows, Helm chart, Terraform (tools pinned in .tools/ by scripts/deploy-tools.sh).
+lint-deploy:
+	bash scripts/deploy-tools.sh
+	.tools/bin/hadolint deploy/docker/Dockerfile
+	.tools/bin/actionlint .github/workflows/*.yml
+	.tools/bin/helm lint --strict deploy/helm/mloop
+	.tools/bin/helm lint --strict deploy/helm/mloop -f deploy/helm/mloop/values-production.yaml
+	PATH="$(CURDIR)/.tools/bin:$$PATH" .tools/bin/checkov --config-file deploy/helm/mloop/.checkov.yaml \
+		-d deploy/helm/mloop --framework helm
+	.tools/bin/checkov -d deploy/terraform --framework terraform --skip-download --compact --quiet
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format $(CODE)

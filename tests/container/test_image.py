@@ -1,0 +1,319 @@
+"""deploy/docker/Dockerfile built with podman and run on 127.0.0.1, against a model trained here.
+
+The image is built once, with a project trained on the host baked in; it must answer /health and
+/ready, predict what the same model predicts on the host, carry its HEALTHCHECK (and pass it), run as a
+non-root user and hold no compiler. The same image then serves a model from a registry URI: an
+`mlflow server` on 127.0.0.1 named by MLOOP_TRACKING__URI. Every wait is bounded; every container and
+server started here is removed, whatever happens.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from mloop.data.contract import coerce_frame
+from mloop.pipeline import stages
+from mloop.project import Project
+from mloop.registry.gate import version_contract
+from mloop.registry.versions import CHAMPION, alias_version, load_model
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+SETUP = ROOT / "scripts" / "container-setup.sh"
+DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
+IMAGE = "localhost/mloop-container-test:latest"
+TRAIN_ROWS = 400
+SETUP_SECONDS = 900  # apt-get install and mmdebstrap on a new machine
+BUILD_SECONDS = 1800  # a cold build downloads every dependency
+START_SECONDS = 180
+COMMAND_SECONDS = 120
+COMPILERS = ("gcc", "cc", "c++", "g++", "clang", "make")
+
+
+@dataclass(frozen=True)
+class Podman:
+    """``podman`` with the settings scripts/container-setup.sh printed (CONTAINERS_CONF, base image, index)."""
+
+    env: dict[str, str]
+
+    def __call__(
+        self, *args: str, timeout: float = COMMAND_SECONDS, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            ["podman", *args], env=self.env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        if check and result.returncode != 0:
+            pytest.fail(f"podman {args[0]} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+        return result
+
+
+@dataclass(frozen=True)
+class Container:
+    name: str
+    url: str
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _train(root: Path, frame: pd.DataFrame, name: str, extra: str = "") -> Project:
+    """A project trained by the real pipeline on the host: version 1, champion."""
+    root.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(root / "train.csv", index=False)
+    (root / "mloop.yaml").write_text(
+        f"name: {name}\n"
+        "task: regression\n"
+        "data: {source: train.csv, target: Sale_Price, time_column: Year_Sold}\n"
+        "train: {importance: false, plots: false}\n" + extra,
+        encoding="utf-8",
+    )
+    project = Project.load(root / "mloop.yaml")
+    result = stages.run(project)
+    assert result.decision.promote, result.decision
+    return project
+
+
+def _records(frame: pd.DataFrame, features: list[str]) -> list[dict[str, Any]]:
+    """JSON-ready records, NaN sent as null the way a client sends a missing value."""
+    rows = frame[features].to_dict("records")
+    return [{str(k): None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()} for row in rows]
+
+
+def _host_predictions(project: Project, rows: pd.DataFrame) -> tuple[list[dict[str, Any]], list[float], str]:
+    """The records to send and what the champion predicts for them on the host, through mloop's own API."""
+    info = alias_version(project, CHAMPION)
+    assert info is not None
+    pipeline, contract = load_model(project, info.version), version_contract(project, info)
+    expected = np.asarray(pipeline.predict(coerce_frame(rows, contract)), dtype=float).tolist()
+    return _records(rows, list(contract.features)), expected, info.version
+
+
+@pytest.fixture(scope="session")
+def podman() -> Podman:
+    """Podman set up by scripts/container-setup.sh (idempotent: packages, containers.conf, base image)."""
+    if os.geteuid() != 0:
+        pytest.fail("the container tests need root: apt-get, mmdebstrap and rootful podman")
+    setup = subprocess.run(
+        ["bash", str(SETUP)], capture_output=True, text=True, timeout=SETUP_SECONDS, check=False, cwd=ROOT
+    )
+    assert setup.returncode == 0, f"{SETUP.name} failed:\n{setup.stderr[-3000:]}"
+    env = dict(os.environ)
+    for line in setup.stdout.splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        env[key] = shlex.split(value)[0] if value else ""
+    for key in ("CONTAINERS_CONF", "MLOOP_BASE_IMAGE", "PIP_INDEX_URL"):
+        assert env.get(key), f"{SETUP.name} printed no {key}:\n{setup.stdout}"
+    return Podman(env)
+
+
+@pytest.fixture(scope="session")
+def train_frame(ames: pd.DataFrame) -> pd.DataFrame:
+    return ames[ames["Year_Sold"] <= 2007].head(TRAIN_ROWS).reset_index(drop=True)
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory: pytest.TempPathFactory, train_frame: pd.DataFrame) -> Project:
+    """The project baked into the image, pinned to this environment's versions as deploy/docker/README.md says."""
+    proj = _train(tmp_path_factory.mktemp("baked") / "ames", train_frame, "ames-container")
+    freeze = subprocess.run(
+        [sys.executable, "-m", "pip", "freeze", "--exclude-editable"],
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_SECONDS,
+        check=True,
+    )
+    pins = [line for line in freeze.stdout.splitlines() if "==" in line and not line.lower().startswith("mloop==")]
+    (proj.root / "constraints.txt").write_text("\n".join(pins) + "\n", encoding="utf-8")
+    return proj
+
+
+@pytest.fixture(scope="session")
+def image(podman: Podman, project: Project, tmp_path_factory: pytest.TempPathFactory) -> str:
+    log = tmp_path_factory.mktemp("build") / "build.log"
+    argv = [
+        "build", "--format", "docker", "--file", str(DOCKERFILE),
+        "--build-context", f"project={project.root}",
+        "--build-arg", f"BASE_IMAGE={podman.env['MLOOP_BASE_IMAGE']}",
+        "--build-arg", f"PIP_INDEX_URL={podman.env['PIP_INDEX_URL']}",
+        "--tag", IMAGE, str(ROOT),
+    ]  # fmt: skip
+    with log.open("w", encoding="utf-8") as out:
+        result = subprocess.run(
+            ["podman", *argv], env=podman.env, stdout=out, stderr=subprocess.STDOUT, timeout=BUILD_SECONDS, check=False
+        )
+    if result.returncode != 0:
+        pytest.fail(f"podman build failed ({result.returncode}):\n{log.read_text(encoding='utf-8')[-5000:]}")
+    return IMAGE
+
+
+@contextmanager
+def run_container(podman: Podman, image: str, url: str, *options: str) -> Iterator[Container]:
+    """``podman run -d`` with ``options`` until /health answers 200 at ``url``; removed on the way out."""
+    name = f"mloop-test-{uuid.uuid4().hex[:10]}"
+    podman("run", "--detach", "--name", name, *options, image)
+    try:
+        deadline = time.monotonic() + START_SECONDS
+        while True:
+            running = podman("inspect", "--format", "{{.State.Running}}", name, check=False).stdout.strip()
+            if running != "true":
+                logs = podman("logs", name, check=False)
+                pytest.fail(f"the container stopped:\n{(logs.stdout + logs.stderr)[-4000:]}")
+            try:
+                if httpx.get(f"{url}/health", timeout=2.0).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                logs = podman("logs", name, check=False)
+                pytest.fail(f"/health did not answer within {START_SECONDS}s:\n{(logs.stdout + logs.stderr)[-4000:]}")
+            time.sleep(0.5)
+        yield Container(name, url)
+    finally:
+        podman("rm", "--force", "--time", "5", name, check=False, timeout=COMMAND_SECONDS)
+
+
+@pytest.fixture(scope="module")
+def baked(podman: Podman, image: str) -> Iterator[Container]:
+    """The image with its baked-in model, published on 127.0.0.1 only."""
+    port = _free_port()
+    with run_container(podman, image, f"http://127.0.0.1:{port}", "--publish", f"127.0.0.1:{port}:8000") as container:
+        yield container
+
+
+def _post(url: str, body: Any) -> httpx.Response:
+    return httpx.post(url, content=json.dumps(body), headers={"content-type": "application/json"}, timeout=30.0)
+
+
+def test_the_baked_model_is_live_and_ready(baked: Container, podman: Podman) -> None:
+    assert httpx.get(f"{baked.url}/health", timeout=10).json() == {"status": "ok"}
+    ready = httpx.get(f"{baked.url}/ready", timeout=10)
+    assert ready.status_code == 200, ready.text
+    assert ready.json() == {"status": "ready", "model_version": "1"}
+
+    check = podman("healthcheck", "run", baked.name, check=False)  # the image's own HEALTHCHECK, run now
+
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert podman("inspect", "--format", "{{.State.Health.Status}}", baked.name).stdout.strip() == "healthy"
+
+
+def test_predictions_equal_the_same_model_on_the_host(baked: Container, project: Project) -> None:
+    frame = pd.read_csv(project.root / "train.csv")
+    rows = pd.concat([frame[frame["Mas_Vnr_Type"].isna()].head(3), frame.tail(4)])  # missing values sent as null
+    records, expected, version = _host_predictions(project, rows)
+
+    one = _post(f"{baked.url}/v1/predict", records[0])
+    many = _post(f"{baked.url}/v1/predict", records)
+
+    assert one.status_code == 200, one.text
+    assert one.json()["prediction"] == pytest.approx(expected[0], rel=1e-9)
+    assert one.json()["model_version"] == version
+    assert many.status_code == 200, many.text
+    assert many.json()["predictions"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_the_image_has_a_healthcheck_a_non_root_user_and_no_compiler(podman: Podman, image: str) -> None:
+    inspect = json.loads(podman("image", "inspect", image).stdout)[0]
+    # podman keeps it at the top (Docker in Config); only the docker format (--format docker) has one at all.
+    healthcheck = inspect.get("Healthcheck") or inspect["Config"].get("Healthcheck")
+    user = inspect["Config"]["User"]
+    probe = "id -u; for c in " + " ".join(COMPILERS) + '; do command -v "$c"; done; true'
+
+    found = podman("run", "--rm", "--entrypoint", "/bin/sh", image, "-c", probe).stdout.split()
+
+    assert "docker" in inspect.get("ManifestType", "docker")
+    assert healthcheck and healthcheck["Test"][0] == "CMD" and "healthcheck.py" in healthcheck["Test"][-1]
+    assert (DOCKERFILE.parent / "healthcheck.py").read_text(encoding="utf-8").count("/health") >= 1
+    assert user and user.split(":")[0] not in ("0", "root")
+    assert found[0] != "0", "the container runs as root"
+    assert found[1:] == [], f"compilers in the final image: {found[1:]}"
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An `mlflow server` on 127.0.0.1 (SQLite store, proxied artifacts), stopped with its workers at the end."""
+    folder = tmp_path_factory.mktemp("registry")
+    port = _free_port()
+    argv = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    argv += ["--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}"]
+    argv += ["--artifacts-destination", (folder / "artifacts").as_uri()]
+    log = folder / "mlflow.log"
+    with log.open("w", encoding="utf-8") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_SECONDS
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"mlflow server exited:\n{log.read_text(encoding='utf-8')[-3000:]}")
+            try:
+                if httpx.get(f"{url}/health", timeout=2.0).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"mlflow server did not start within {START_SECONDS}s")
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+
+
+def test_the_image_serves_a_model_from_a_registry_uri(
+    podman: Podman,
+    image: str,
+    registry: str,
+    train_frame: pd.DataFrame,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    project = _train(
+        tmp_path_factory.mktemp("remote") / "ames",
+        train_frame.tail(300),
+        "ames-from-registry",
+        f"tracking: {{uri: '{registry}'}}\n",
+    )
+    records, expected, version = _host_predictions(project, train_frame.head(5))
+    port = _free_port()
+    # The host's network, so the container reaches the registry on 127.0.0.1; the server binds 127.0.0.1 too.
+    env = {
+        "MLOOP_TRACKING__URI": registry,
+        "MLOOP_NAME": project.name,
+        "MLOOP_SERVE__HOST": "127.0.0.1",
+        "MLOOP_SERVE__PORT": str(port),
+    }
+    options = ["--network", "host", *(f"--env={key}={value}" for key, value in env.items())]
+
+    with run_container(podman, image, f"http://127.0.0.1:{port}", *options) as container:
+        ready = httpx.get(f"{container.url}/ready", timeout=10)
+        answer = _post(f"{container.url}/v1/predict", records)
+
+    assert ready.json() == {"status": "ready", "model_version": version}
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["predictions"] == pytest.approx(expected, rel=1e-9)
