@@ -10,14 +10,31 @@ Decision rules (one :class:`FeatureDrift` per feature):
   in the binned shape and in the missing share; KS catches location/scale shifts that stay inside the
   reference bins.
 * categorical: drifted if ``chi² p-value < chi2_pvalue`` **and** ``PSI > psi_threshold / 2``. A
-  goodness-of-fit test alone fires on large windows for shifts too small to matter, and on small
-  windows its approximation is poor when rare categories expect fewer than five rows; requiring an
-  effect size (PSI over the category shares) as well keeps both cases quiet. Half the numeric PSI
+  goodness-of-fit test alone fires on large windows for shifts too small to matter; requiring an
+  effect size (PSI over the category shares) as well keeps that case quiet. Half the numeric PSI
   threshold is used because category shares have no binning to smooth them, so a real shift shows
   up with a smaller PSI than the same shift of a numeric feature.
+* chi² pools sparse cells first (Cochran's rule): every cell expecting fewer than
+  :data:`MIN_EXPECTED` (5) rows of the window goes into one pooled "other" cell, and if that cell
+  still expects fewer than 5 the next smallest cells join it until it does. Without this a small
+  window is flagged for no reason whenever a rare category (expected 0.2 rows, say) shows up twice,
+  or a handful of unseen values (expected share ``EPS``) arrive. A large shift into rare or unseen
+  categories still makes the pooled cell far from its expectation, so it is still caught. PSI and
+  JS stay over the unpooled cells.
 
 Jensen–Shannon distance and (for numerics) the Wasserstein distance are reported for dashboards but
 take no part in the decision.
+
+How it is computed, and how it stays fast on large windows: each numeric column's non-null values are
+sorted once (:func:`sorted_finite`) and that one sorted array serves every statistic — the bin counts
+for PSI and JS come from binary searches of the bin edges into it (:func:`bin_counts_sorted`), the KS
+statistic from binary searches of the reference sample's values into it (:func:`ks_sorted`), and the
+Wasserstein distance from one pass over it (:func:`wasserstein_sorted`). A window of a million rows
+then costs one sort plus a few linear passes, instead of the several sorts and million-key searches
+SciPy's functions each repeat. The results are SciPy's: the KS statistic bit for bit with the
+p-value from the same formula (for samples up to 10,000 rows, where SciPy computes the exact p-value,
+``scipy.stats.ks_2samp`` itself is called), the Wasserstein distance to rounding (~1e-13 relative),
+as the tests check.
 """
 
 from __future__ import annotations
@@ -29,8 +46,9 @@ from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import rel_entr
-from scipy.stats import chisquare, ks_2samp, wasserstein_distance
+
+# SciPy is imported where a statistic needs it, not here: scipy.stats alone adds ~50 MB to a process,
+# and importing this module for its sorting helpers (as build_profile does) should not cost that.
 
 FeatureKind = Literal["numeric", "categorical"]
 TestName = Literal["ks", "chi2"]
@@ -38,6 +56,11 @@ TestName = Literal["ks", "chi2"]
 #: Proportions are clipped to this floor so an empty cell does not make PSI infinite; it is also the
 #: expected share given to categories never seen in the reference (see :func:`chi2_categorical`).
 EPS = 1e-4
+#: chi² cells expecting fewer rows than this are pooled (see :func:`pool_sparse_cells`).
+MIN_EXPECTED = 5.0
+#: Up to this many values on the larger side SciPy's ``ks_2samp`` computes an exact p-value; there it
+#: is called directly (it is cheap at that size), above it the same asymptotic formula is used here.
+KS_EXACT_MAX = 10_000
 
 
 @dataclass(frozen=True)
@@ -134,24 +157,133 @@ def ks_2sample(reference_sample: ArrayLike, current: ArrayLike) -> tuple[float, 
 
     ``(nan, nan)`` when either side has no values left, since the test is then undefined.
     """
-    ref, cur = _finite(reference_sample), _finite(current)
-    if ref.size == 0 or cur.size == 0:
+    return ks_sorted(np.sort(_finite(reference_sample)), np.sort(_finite(current)))
+
+
+def float_values(values: ArrayLike) -> NDArray[np.floating[Any]]:
+    """``values`` as a flat float array: float32 and float64 as they are (no copy), anything else as float64."""
+    array = np.asarray(values)
+    if array.dtype != np.float32:
+        array = array.astype(np.float64, copy=False)
+    return array.ravel()
+
+
+def sorted_finite(values: ArrayLike) -> tuple[NDArray[np.float64], int]:
+    """``(non-missing values sorted ascending, as float64; number of missing values)`` of a float column.
+
+    NaN is missing; the input is not modified. A float32 column is sorted as float32 (several times
+    faster) and widened afterwards, which gives the same array as widening first; a float64 column is
+    copied only by the sort.
+    """
+    array = float_values(values)
+    missing = np.isnan(array)
+    nulls = int(np.count_nonzero(missing))
+    ordered = np.sort(array[~missing] if nulls else array)
+    return ordered.astype(np.float64, copy=False), nulls
+
+
+def ks_sorted(a: NDArray[np.float64], b: NDArray[np.float64]) -> tuple[float, float]:
+    """Two-sample KS ``(statistic, p-value)`` of two **sorted**, NaN-free samples, as SciPy computes it.
+
+    SciPy evaluates ``F_a - F_b`` (the empirical CDFs) at every value of both samples. Its maximum is
+    reached at a value of ``a`` (between two of them ``F_a`` is flat and ``F_b`` only grows), and its
+    minimum just before one: at the largest value of ``b`` below the next value of ``a``, where
+    ``F_b`` counts the values of ``b`` under it. So binary searches of ``a``'s distinct values into
+    ``b`` find both extremes, each computed with the same floating-point operations as SciPy, so the
+    statistic is bit-identical; the p-value is SciPy's asymptotic formula. Up to
+    :data:`KS_EXACT_MAX` values per side SciPy computes an exact p-value instead, and is called.
+    ``(nan, nan)`` when a side is empty.
+    """
+    n1, n2 = int(a.size), int(b.size)
+    if n1 == 0 or n2 == 0:
         return math.nan, math.nan
-    result = ks_2samp(ref, cur)
-    return float(result.statistic), float(result.pvalue)
+    from scipy.stats import ks_2samp, kstwo
+
+    if max(n1, n2) <= KS_EXACT_MAX:
+        result = ks_2samp(a, b)
+        return float(result.statistic), float(result.pvalue)
+    values = np.unique(a)  # sorted input: a linear pass
+    cdf_a = np.searchsorted(a, values, side="right") / n1
+    highest = float(np.max(cdf_a - np.searchsorted(b, values, side="right") / n2))
+    before = np.concatenate(([0.0], cdf_a[:-1]))  # F_a just below each value of a
+    lowest = float(np.min(before - np.searchsorted(b, values, side="left") / n2))
+    # Both CDFs reach 1 at the largest value, so SciPy's extremes are never beyond 0.
+    statistic = max(min(max(-lowest, 0.0), 1.0), max(highest, 0.0))
+    m, n = sorted([float(n1), float(n2)], reverse=True)
+    p_value = float(np.clip(kstwo.sf(statistic, np.round(m * n / (m + n))), 0, 1))
+    return statistic, p_value
+
+
+def wasserstein_sorted(a: NDArray[np.float64], b: NDArray[np.float64]) -> float:
+    """Wasserstein-1 distance of two **sorted**, non-empty, NaN-free samples (``scipy.stats.wasserstein_distance``).
+
+    Computed as ``∫₀¹ |Q_a(p) - Q_b(p)| dp`` over the quantile functions, which equals SciPy's
+    integral of ``|F_a - F_b|`` over the values. With ``a`` the larger sample, each of its ``1/len(a)``
+    steps meets at most one step boundary of ``b``: the steps are paired with ``b``'s value at their
+    start (``np.repeat``) and the at most ``len(b) - 1`` steps a boundary cuts are corrected — one
+    linear pass, no merge of the two samples.
+    """
+    if a.size < b.size:
+        a, b = b, a
+    na, nb = int(a.size), int(b.size)
+    if nb == 0:
+        raise ValueError("wasserstein_sorted needs two non-empty samples")
+    # a's step j covers (j/na, (j+1)/na]; b's value at its start is b[floor(j*nb/na)], so b[k] serves
+    # the steps j in [ceil(k*na/nb), ceil((k+1)*na/nb)).
+    starts = -((-np.arange(nb + 1, dtype=np.int64) * na) // nb)
+    gaps = np.repeat(b, np.diff(starts))
+    np.abs(np.subtract(a, gaps, out=gaps), out=gaps)  # in place: one temporary the size of a
+    total = float(gaps.sum())
+    # Boundaries i/nb strictly inside a step j: from there to (j+1)/na the value of b is b[i], not b[i-1].
+    i = np.arange(1, nb, dtype=np.int64)
+    j, cut = np.divmod(i * na, nb)
+    inside = cut != 0
+    i, j = i[inside], j[inside]
+    if i.size:
+        share = ((j + 1) * nb - i * na) / nb  # the rest of step j after the boundary, in units of 1/na
+        total += float(np.sum(share * (np.abs(a[j] - b[i]) - np.abs(a[j] - b[i - 1]))))
+    return total / na
+
+
+def pool_sparse_cells(
+    observed: NDArray[np.float64], expected: NDArray[np.float64], minimum: float = MIN_EXPECTED
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Pool the cells expecting fewer than ``minimum`` rows into one cell, appended last.
+
+    Every cell under ``minimum`` joins the pool; if the pool still expects fewer than ``minimum``
+    rows, the next smallest cells join it until it does (or nothing is left to pool). Cells that are
+    kept keep their order. Without a sparse cell the inputs are returned unchanged.
+    """
+    sparse = expected < minimum
+    if not sparse.any():
+        return observed, expected
+    order = np.argsort(expected, kind="stable")
+    reach = int(np.searchsorted(np.cumsum(expected[order]), minimum, side="left")) + 1
+    pooled = order[: min(max(int(sparse.sum()), reach), order.size)]
+    kept = np.sort(order[pooled.size :])
+    return (
+        np.append(observed[kept], observed[pooled].sum()),
+        np.append(expected[kept], expected[pooled].sum()),
+    )
 
 
 def _chi2(reference_weights: ArrayLike, observed: ArrayLike, eps: float) -> tuple[float, float]:
-    """Goodness of fit of ``observed`` counts against reference proportions over the same cells."""
+    """Goodness of fit of ``observed`` counts against reference proportions over the same cells.
+
+    Cells expecting fewer than :data:`MIN_EXPECTED` rows are pooled first (:func:`pool_sparse_cells`).
+    """
     counts = np.asarray(observed, dtype=np.float64)
     n = counts.sum()
     if n <= 0:
         return math.nan, math.nan
-    if counts.size < 2:
-        return 0.0, 1.0  # one cell: every row is in it, nothing can differ
     # A zero expected count would make the statistic infinite; the floor turns it into "very unlikely".
     expected = _proportions(reference_weights, eps)
     expected = expected / expected.sum() * n
+    counts, expected = pool_sparse_cells(counts, expected)
+    if counts.size < 2:
+        return 0.0, 1.0  # one cell: every row is in it, nothing can differ
+    from scipy.stats import chisquare
+
     result = chisquare(counts, f_exp=expected)
     return float(result.statistic), float(result.pvalue)
 
@@ -162,10 +294,11 @@ def chi2_categorical(
     """Chi-square goodness of fit of current category counts against reference shares.
 
     Categories absent from the reference are pooled into one "unseen" cell whose expected share is
-    the floor ``eps`` (shares are then renormalised to sum to one). The reference says such
-    values should essentially never occur, so a few of them are strong evidence against it — the
-    effect-size guard in :func:`categorical_drift` keeps a handful of them from flagging drift alone.
-    Returns ``(statistic, p-value)``; ``(nan, nan)`` for an empty current window.
+    the floor ``eps`` (shares are then renormalised to sum to one). Cells expecting fewer than
+    :data:`MIN_EXPECTED` rows of the window are then pooled (:func:`pool_sparse_cells`), so the unseen
+    cell is tested together with the rarest reference categories: a handful of new values is not
+    evidence of drift, hundreds of them are. Returns ``(statistic, p-value)``; ``(nan, nan)`` for an
+    empty current window.
     """
     categories = list(reference_freq)
     weights = [float(reference_freq[c]) for c in categories]
@@ -184,11 +317,38 @@ def bin_counts(values: ArrayLike, edges: ArrayLike) -> NDArray[np.int64]:
     to +inf so production values outside the training range are still counted (in the outer bins).
     ``k`` edges make ``max(k - 1, 1)`` bins: a constant reference column has a single bin.
     """
-    cut = np.asarray(edges, dtype=np.float64)
-    inner = cut[1:-1]
-    finite = _finite(values)
-    index = np.searchsorted(inner, finite, side="right")
-    return np.bincount(index, minlength=inner.size + 1).astype(np.int64)
+    return bin_counts_sorted(sorted_finite(values)[0], edges)
+
+
+def bin_counts_sorted(sorted_values: NDArray[np.float64], edges: ArrayLike) -> NDArray[np.int64]:
+    """:func:`bin_counts` of values already sorted and NaN-free: one binary search per edge."""
+    inner = np.asarray(edges, dtype=np.float64)[1:-1]
+    below = np.searchsorted(sorted_values, inner, side="left")  # values under each inner edge
+    return np.diff(np.concatenate(([0], below, [sorted_values.size]))).astype(np.int64)
+
+
+def quantile_edges(sorted_values: NDArray[np.float64], bins: int) -> NDArray[np.float64]:
+    """``np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)))`` of values already sorted.
+
+    NumPy's default ("linear") quantile read off the sorted array, with NumPy's own interpolation
+    arithmetic, so the edges are bit-identical (tested) without the partial sort ``np.quantile``
+    repeats. Empty input gives no edges.
+    """
+    n = sorted_values.size
+    if n == 0:
+        return np.array([], dtype=np.float64)
+    virtual = (n - 1) * np.linspace(0, 1, bins + 1)
+    below = np.floor(virtual)
+    gamma = virtual - below
+    low = below.astype(np.intp)
+    high = np.minimum(low + 1, n - 1)
+    low[virtual >= n - 1] = n - 1
+    a, b = sorted_values[low], sorted_values[high]
+    diff = b - a
+    edges = a + diff * gamma
+    upper = gamma >= 0.5
+    edges[upper] = (b - diff * (1 - gamma))[upper]
+    return np.unique(edges)
 
 
 def _with_missing_cell(
@@ -204,6 +364,8 @@ def _js(reference: NDArray[np.float64], current: NDArray[np.float64]) -> float:
     """Jensen–Shannon distance in base 2, so 0 (same) to 1 (disjoint)."""
     if reference.sum() <= 0 or current.sum() <= 0:
         return math.nan
+    from scipy.special import rel_entr
+
     p, q = reference / reference.sum(), current / current.sum()
     m = (p + q) / 2
     divergence = (float(rel_entr(p, m).sum()) + float(rel_entr(q, m).sum())) / 2 / math.log(2)
@@ -222,23 +384,24 @@ def numeric_drift(
 ) -> FeatureDrift:
     """Drift of a numeric feature: PSI over the reference bins plus a missing cell, KS on values.
 
-    ``current`` holds the window's values with NaN for missing ones.
+    ``current`` holds the window's values with NaN for missing ones (float32 or float64 are used as
+    they are; other dtypes are converted to float64).
     """
-    values = np.asarray(current, dtype=np.float64).ravel()
+    values = float_values(current)
     if values.size == 0:
         raise ValueError(f"no current values for feature {feature!r}")
-    nulls = int(np.isnan(values).sum())
+    finite, nulls = sorted_finite(values)  # the one sort of the window, shared by every statistic
     ref_counts = np.asarray(reference_counts, dtype=np.float64)
     # Reference as shares of all rows, so its null rate weighs the same as the current one.
     ref_total = ref_counts.sum()
     ref_shares = ref_counts / ref_total * (1 - reference_null_rate) if ref_total > 0 else np.zeros_like(ref_counts)
     ref_cells, cur_cells = _with_missing_cell(
-        ref_shares, bin_counts(values, edges).astype(np.float64), reference_null_rate, float(nulls)
+        ref_shares, bin_counts_sorted(finite, edges).astype(np.float64), reference_null_rate, float(nulls)
     )
     value = psi(ref_cells, cur_cells)
-    statistic, p_value = ks_2sample(reference_sample, values)
-    sample, finite = _finite(reference_sample), _finite(values)
-    wasserstein = float(wasserstein_distance(sample, finite)) if sample.size and finite.size else None
+    sample = sorted_finite(reference_sample)[0]
+    statistic, p_value = ks_sorted(sample, finite)
+    wasserstein = wasserstein_sorted(sample, finite) if sample.size and finite.size else None
 
     reasons = []
     if value > thresholds.psi_threshold:
@@ -325,13 +488,22 @@ def categorical_drift(
 
 __all__ = [
     "EPS",
+    "KS_EXACT_MAX",
+    "MIN_EXPECTED",
     "DriftThresholds",
     "FeatureDrift",
     "FeatureKind",
     "bin_counts",
+    "bin_counts_sorted",
     "categorical_drift",
     "chi2_categorical",
+    "float_values",
     "ks_2sample",
+    "ks_sorted",
     "numeric_drift",
+    "pool_sparse_cells",
     "psi",
+    "quantile_edges",
+    "sorted_finite",
+    "wasserstein_sorted",
 ]

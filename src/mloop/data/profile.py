@@ -31,7 +31,7 @@ import pandas as pd
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from mloop.core.drift import bin_counts
+from mloop.core.drift import bin_counts_sorted, quantile_edges
 from mloop.errors import MonitorError
 
 PREDICTION = "__prediction__"
@@ -176,7 +176,11 @@ def category_counts(values: pd.Series) -> tuple[dict[str, int], int]:
 def _numeric_profile(values: pd.Series, bins: int, sample_size: int, seed: int) -> NumericProfile:
     array = numeric_values(values)
     finite = array[~np.isnan(array)]
-    edges = np.unique(np.quantile(finite, np.linspace(0, 1, bins + 1))) if finite.size else np.array([])
+    # One sort serves the quantile edges, the bin counts, min and max (bit-identical to np.quantile and
+    # np.searchsorted on the unsorted values); mean, std and the sample read the unsorted values, so
+    # their summation order and the sampled rows stay what they always were.
+    ordered = np.sort(finite)
+    edges = quantile_edges(ordered, bins)
     rng = np.random.default_rng(seed)  # fresh per column: adding a column leaves the others' samples alone
     sample = (
         finite if finite.size <= sample_size else finite[np.sort(rng.choice(finite.size, sample_size, replace=False))]
@@ -186,10 +190,10 @@ def _numeric_profile(values: pd.Series, bins: int, sample_size: int, seed: int) 
         null_rate=_rate(array.size - finite.size, array.size),
         mean=float(finite.mean()) if finite.size else None,
         std=float(finite.std(ddof=1)) if finite.size > 1 else None,
-        min=float(finite.min()) if finite.size else None,
-        max=float(finite.max()) if finite.size else None,
-        edges=[float(e) for e in edges],
-        counts=[int(c) for c in bin_counts(finite, edges)],
+        min=float(ordered[0]) if finite.size else None,
+        max=float(ordered[-1]) if finite.size else None,
+        edges=edges.tolist(),
+        counts=bin_counts_sorted(ordered, edges).tolist(),
         sample=[float(v) for v in sample],
     )
 

@@ -4,29 +4,45 @@ The per-feature statistics and decision rules live in :mod:`mloop.core.drift`; t
 profile and a window into a :class:`DriftReport`. Prediction drift is reported beside the features
 but does not count towards ``n_drifted``: the inputs decide whether the data drifted, and the
 retraining policy can weigh prediction drift on its own.
+
+Columns are read as arrays without copies where pandas allows it: a float64 or float32 column is used
+in place (copied only when it holds infinities, which count as missing), and categories are counted from the
+codes of a ``category`` column (``np.bincount``) or by ``value_counts`` on the distinct values of a
+string column, so no row is ever turned into a Python string. :func:`compute_drift` summarises the
+reference frame the way :func:`mloop.data.profile.build_profile` does (same quantile edges, counts,
+sample and shares, tested to be identical) but from one sort per column, without building the
+profile's JSON model.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from mloop.core.drift import DriftThresholds, FeatureDrift, bin_counts, categorical_drift, numeric_drift
+from mloop.core.drift import (
+    DriftThresholds,
+    FeatureDrift,
+    bin_counts,
+    bin_counts_sorted,
+    categorical_drift,
+    numeric_drift,
+    quantile_edges,
+)
 from mloop.data.profile import (
     PREDICTION,
     CategoricalProfile,
     NumericProfile,
     Profile,
-    build_profile,
     category_counts,
-    infer_kinds,
     numeric_values,
     prediction_series,
 )
 from mloop.errors import MonitorError
+from mloop.monitor.columns import ColumnSource, TableLike, column_source
 
 if TYPE_CHECKING:
     from mloop.config import MonitorConfig
@@ -113,6 +129,54 @@ def thresholds_from_config(config: MonitorConfig) -> DriftThresholds:
     )
 
 
+def numeric_array(values: pd.Series) -> np.ndarray:
+    """:func:`~mloop.data.profile.numeric_values` (floats, NaN for missing and infinite values), but
+    the column itself, uncopied, when it is already float64 or float32 without infinities (float32
+    stays float32: the drift statistics widen its sorted copy). Treat it as read-only."""
+    if values.dtype in (np.float64, np.float32):
+        array = values.to_numpy()
+        infinite = np.isinf(array)
+        if not infinite.any():
+            return array
+        return np.where(infinite, np.nan, array)
+    return numeric_values(values)
+
+
+def count_categories(values: pd.Series) -> tuple[dict[str, int], int]:
+    """:func:`~mloop.data.profile.category_counts` (same labels, counts and order), counted fast.
+
+    A ``category`` column is counted from its codes and only its category labels become strings;
+    bool and string columns are counted by ``value_counts`` and only the distinct values become
+    strings. Other columns (numbers, mixed objects) go through ``category_counts`` itself.
+    """
+    dtype = values.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        codes = values.cat.codes.to_numpy()
+        present = codes >= 0
+        nulls = int(codes.size - np.count_nonzero(present))
+        tally = np.bincount(codes[present] if nulls else codes, minlength=len(dtype.categories))
+        labels = [str(label) for label in pd.Series(dtype.categories).astype(str)]
+        return _ordered(zip(labels, tally.tolist(), strict=True)), nulls
+    if (
+        pd.api.types.is_bool_dtype(dtype)
+        or isinstance(dtype, pd.StringDtype)
+        or (pd.api.types.is_object_dtype(dtype) and pd.api.types.infer_dtype(values, skipna=True) == "string")
+    ):
+        counted = values.value_counts(dropna=True)
+        nulls = int(len(values) - counted.sum())
+        return _ordered((str(label), int(count)) for label, count in counted.items()), nulls
+    return category_counts(values)
+
+
+def _ordered(pairs: Iterable[tuple[str, int]]) -> dict[str, int]:
+    """Counts by label (labels that print alike added up), most frequent first, zeros left out."""
+    merged: dict[str, int] = {}
+    for label, count in pairs:
+        if count:
+            merged[label] = merged.get(label, 0) + int(count)
+    return dict(sorted(merged.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
 def column_drift(
     name: str, reference: NumericProfile | CategoricalProfile, values: pd.Series, thresholds: DriftThresholds
 ) -> FeatureDrift:
@@ -124,10 +188,10 @@ def column_drift(
             reference_counts=reference.counts,
             reference_null_rate=reference.null_rate,
             reference_sample=reference.sample,
-            current=numeric_values(values),
+            current=numeric_array(values),
             thresholds=thresholds,
         )
-    counts, nulls = category_counts(values)
+    counts, nulls = count_categories(values)
     return categorical_drift(
         name,
         reference_freq=reference.frequencies,
@@ -167,11 +231,11 @@ def distribution(
     """The cells of :func:`column_drift`, as shares, for the report's distribution charts."""
     if isinstance(reference, NumericProfile):
         edges = reference.edges
-        current = bin_counts(numeric_values(values), edges) if edges else np.zeros(1)
+        current = bin_counts(numeric_array(values), edges) if edges else np.zeros(1)
         cells = [f"{edge:,.0f}" if abs(edge) >= 1000 else f"{edge:.4g}" for edge in edges[:-1]] or ["all"]
         return Distribution(name, cells, _shares(np.asarray(reference.counts, dtype=float)), _shares(current))
     kept = sorted(reference.frequencies, key=lambda c: -reference.frequencies[c])[:top]
-    counts, _ = category_counts(values)
+    counts, _ = count_categories(values)
     ref = [reference.frequencies[c] for c in kept]
     cur = [float(counts.get(c, 0)) for c in kept]
     ref.append(max(0.0, 1.0 - sum(ref)))
@@ -181,33 +245,37 @@ def distribution(
 
 def drift_report(
     profile: Profile,
-    window: pd.DataFrame,
+    window: TableLike,
     thresholds: DriftThresholds,
     predictions: np.ndarray | pd.Series | None = None,
     min_drifted_features: int = 1,
 ) -> DriftReport:
     """Compare ``window`` (and the model's ``predictions`` on it) with the reference ``profile``.
 
-    Window columns the profile does not know are ignored; profile columns missing from the window
-    raise :class:`MonitorError`. Predictions are compared only when the profile has a prediction
-    profile.
+    ``window`` is a DataFrame, a pyarrow Table or Dataset, or a Parquet path (read one column at a
+    time, see :mod:`mloop.monitor.columns`). Window columns the profile does not know are ignored;
+    profile columns missing from the window raise :class:`MonitorError`. Predictions are compared only
+    when the profile has a prediction profile.
     """
     if min_drifted_features < 1:
         raise ValueError("min_drifted_features must be at least 1")
-    if window.empty:
+    source = column_source(window, "window")
+    n_rows = source.num_rows
+    if n_rows == 0:
         raise MonitorError("The monitoring window has no rows; wait for predictions to be logged.")
-    missing = [name for name in profile.columns if name not in window.columns]
+    present = set(source.names)
+    missing = [name for name in profile.columns if name not in present]
     if missing:
         raise MonitorError(
             f"The monitoring window lacks {len(missing)} column(s) of the reference profile: "
             f"{', '.join(missing)}. Log every feature the model was trained on, or compare against "
             "the profile of a model trained without them."
         )
-    features = [column_drift(name, ref, window[name], thresholds) for name, ref in profile.columns.items()]
+    features = [column_drift(name, ref, source.read(name), thresholds) for name, ref in profile.columns.items()]
     return DriftReport(
         features=features,
-        prediction=_prediction_drift(profile, predictions, len(window), thresholds),
-        n_rows=len(window),
+        prediction=_prediction_drift(profile, predictions, n_rows, thresholds),
+        n_rows=n_rows,
         thresholds=thresholds,
         min_drifted_features=min_drifted_features,
     )
@@ -225,8 +293,8 @@ def _prediction_drift(
 
 
 def compute_drift(
-    reference: pd.DataFrame,
-    current: pd.DataFrame,
+    reference: TableLike,
+    current: TableLike,
     columns: list[str] | None = None,
     psi_threshold: float = 0.2,
     ks_pvalue: float = 0.01,
@@ -234,21 +302,32 @@ def compute_drift(
 ) -> pd.DataFrame:
     """Per-feature drift of ``current`` against ``reference``, one row per column.
 
+    Each side is a pandas DataFrame, a pyarrow Table or Dataset, or the path of a Parquet file or
+    folder (a snapshot, say). Columns are compared one at a time and released, so with Arrow or Parquet
+    input neither side is ever in memory whole (see :mod:`mloop.monitor.columns`); the results are the
+    same as from the DataFrames the data converts to.
+
     Numeric dtypes are compared as numbers (PSI + KS); bool, string, object and category dtypes as
     categories (chi² + PSI). With ``columns=None`` every reference column of a supported dtype is
     compared. The frame has the columns of :data:`FRAME_COLUMNS`; ``drifted`` holds the decision.
 
     >>> compute_drift(train_df, live_df)[["feature", "drifted", "psi", "p_value"]]  # doctest: +SKIP
+    >>> compute_drift("reference.parquet", "window.parquet")  # doctest: +SKIP
     """
-    if reference.empty:
+    ref = column_source(reference, "reference")
+    cur = column_source(current, "current")
+    if ref.num_rows == 0:
         raise MonitorError("The reference frame has no rows; nothing to compare against.")
+    known = ref.names
     if columns is not None:
-        absent = [c for c in columns if c not in reference.columns]
+        absent = [c for c in columns if c not in known]
         if absent:
             raise MonitorError(f"The reference frame has no column(s) {', '.join(absent)}.")
-    numeric, categorical = infer_kinds(reference, columns)
+    kinds = {name: ref.kind(name) for name in (known if columns is None else columns)}
+    numeric = [name for name, kind in kinds.items() if kind == "numeric"]
+    categorical = [name for name, kind in kinds.items() if kind == "categorical"]
     if columns is not None:
-        unsupported = [c for c in columns if c not in numeric and c not in categorical]
+        unsupported = [c for c in columns if kinds[c] is None]
         if unsupported:
             raise MonitorError(
                 f"Cannot compute drift of column(s) {', '.join(unsupported)}: only numeric, bool, "
@@ -257,8 +336,77 @@ def compute_drift(
     if not numeric and not categorical:
         raise MonitorError("No column of a supported dtype (numeric, bool, string, category) to compare.")
     thresholds = DriftThresholds(psi_threshold=psi_threshold, ks_pvalue=ks_pvalue, chi2_pvalue=chi2_pvalue)
-    profile = build_profile(reference, numeric, categorical)
-    return drift_report(profile, current, thresholds).to_frame()
+    if cur.num_rows == 0:
+        raise MonitorError("The monitoring window has no rows; wait for predictions to be logged.")
+    present = set(cur.names)
+    missing = [name for name in [*numeric, *categorical] if name not in present]
+    if missing:
+        raise MonitorError(
+            f"The monitoring window lacks {len(missing)} column(s) of the reference profile: "
+            f"{', '.join(missing)}. Log every feature the model was trained on, or compare against "
+            "the profile of a model trained without them."
+        )
+    # One column of each side at a time: each pair is read, summarised and dropped before the next.
+    features = [_numeric_from_frames(name, ref, cur, thresholds) for name in numeric]
+    features += [_categorical_from_frames(name, ref, cur, thresholds) for name in categorical]
+    return DriftReport(features=features, prediction=None, n_rows=cur.num_rows, thresholds=thresholds).to_frame()
+
+
+# What build_profile uses by default: compute_drift reproduces its profile exactly.
+PROFILE_BINS = 10
+PROFILE_SAMPLE = 2000
+PROFILE_SEED = 0
+
+
+def _numeric_from_frames(name: str, ref: ColumnSource, cur: ColumnSource, thresholds: DriftThresholds) -> FeatureDrift:
+    """:func:`column_drift` against the numeric profile ``build_profile`` would store for the reference column.
+
+    The reference column is summarised (edges, counts, sample, null rate) and dropped before the
+    window's column is read, so at most one full column of either side is held at a time.
+    """
+    array = numeric_array(ref.read(name))
+    missing = np.isnan(array)
+    nulls = int(np.count_nonzero(missing))
+    finite = array[~missing] if nulls else array
+    # The reference's one sort (in the column's precision, then widened): quantile edges and bin counts
+    # both read it.
+    ordered = np.sort(finite).astype(np.float64, copy=False)
+    edges = quantile_edges(ordered, PROFILE_BINS)
+    counts = bin_counts_sorted(ordered, edges)
+    if finite.size > PROFILE_SAMPLE:
+        rng = np.random.default_rng(PROFILE_SEED)
+        sample = finite[np.sort(rng.choice(finite.size, PROFILE_SAMPLE, replace=False))]
+    else:
+        sample = finite.copy()
+    null_rate = nulls / array.size if array.size else 0.0
+    del array, missing, finite, ordered  # the reference column: only its summary is needed from here on
+    return numeric_drift(
+        name,
+        edges=edges,
+        reference_counts=counts,
+        reference_null_rate=null_rate,
+        reference_sample=sample,
+        current=numeric_array(cur.read(name)),
+        thresholds=thresholds,
+    )
+
+
+def _categorical_from_frames(
+    name: str, ref: ColumnSource, cur: ColumnSource, thresholds: DriftThresholds
+) -> FeatureDrift:
+    """:func:`column_drift` against the categorical profile ``build_profile`` would store for the reference column."""
+    counts, nulls = count_categories(ref.read(name))
+    rows = sum(counts.values()) + nulls
+    present = rows - nulls
+    current_counts, current_nulls = count_categories(cur.read(name))
+    return categorical_drift(
+        name,
+        reference_freq={label: count / present for label, count in counts.items()},
+        reference_null_rate=nulls / rows if rows else 0.0,
+        current_counts=current_counts,
+        current_nulls=current_nulls,
+        thresholds=thresholds,
+    )
 
 
 __all__ = [
@@ -267,7 +415,9 @@ __all__ = [
     "DriftReport",
     "column_drift",
     "compute_drift",
+    "count_categories",
     "distribution",
     "drift_report",
+    "numeric_array",
     "thresholds_from_config",
 ]

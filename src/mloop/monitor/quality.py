@@ -42,6 +42,10 @@ def quality(
     sort order (``1`` over ``0``, ``True`` over ``False``, ``"yes"`` over ``"no"``).
     Returns ``{}`` when there is nothing to score.
     """
+    if task == "regression":
+        # A label that is not a number (feedback sent as text, say) cannot be scored: it is left out like a
+        # missing one rather than failing the whole window.
+        y_true = pd.to_numeric(pd.Series(np.asarray(y_true, dtype=object).ravel()), errors="coerce")
     truth, pred = _paired(y_true, y_pred)
     if truth.size == 0:
         return {}

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
@@ -20,13 +21,17 @@ from mloop.registry.gate import promote, version_contract
 from mloop.registry.versions import CHAMPION, VersionInfo, alias_version, register
 from mloop.retrain.guard import reject, trusted_holdout_check
 from mloop.retrain.journal import record_decision
+from mloop.retrain.labels import RejectedLabel, conform_labels
 from mloop.retrain.lock import LockBusy, RetrainLock
 from mloop.retrain.policy import RetrainDecision, decide, drift_streak
 from mloop.retrain.schedule import due_since
 from mloop.train.trainer import train
 
+log = logging.getLogger(__name__)
+
 BASE_DATA_TAG = "mloop.base_data_hash"
 LOCK_FILE = "retrain.lock"
+REJECTED_EXAMPLES = 20  # rejected feedback labels named in the audit entry; all are counted and logged
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,8 @@ class RetrainResult:
     snapshot: Snapshot | None = None
     version: VersionInfo | None = None
     gate: GateDecision | None = None
+    #: Feedback labels left out of the retraining data because they do not fit the target's type.
+    rejected_labels: list[RejectedLabel] = field(default_factory=list)
 
     @property
     def promoted(self) -> bool:
@@ -57,13 +64,14 @@ def _training_frame(project: Project, champion: VersionInfo) -> pd.DataFrame:
 
 
 def labelled_production_rows(project: Project, columns: list[str], windows: int | None = None) -> pd.DataFrame:
-    """Logged predictions with a label, as training rows (features, time column, target).
+    """Logged predictions with a label, as training rows (features, time column, target), indexed by
+    request id.
 
     ``windows`` keeps only the labelled rows among the last ``windows × monitor.window_size`` logged
     predictions (``retrain.training_windows``); ``None`` keeps them all.
     """
     if not project.predictions_db.exists():
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=[*columns, project.config.data.target], index=pd.Index([], name="request_id"))
     store = PredictionStore(project.predictions_db)
     if windows is None:
         rows = store.read(labelled_only=True)
@@ -75,16 +83,38 @@ def labelled_production_rows(project: Project, columns: list[str], windows: int 
     for name in columns:
         out[name] = rows[name] if name in rows.columns else np.nan
     out[project.config.data.target] = rows["label"]
-    return out.reset_index(drop=True)
+    out.index = pd.Index(rows["request_id"].astype(str), name="request_id")
+    return out
 
 
-def combined_data(project: Project, champion: VersionInfo) -> pd.DataFrame:
+@dataclass(frozen=True)
+class RetrainingData:
+    """The retraining set, and the feedback labels left out of it."""
+
+    frame: pd.DataFrame
+    production_rows: int
+    rejected_labels: list[RejectedLabel]
+
+
+def retraining_data(project: Project, champion: VersionInfo) -> RetrainingData:
+    """Training data the loop started from plus labelled production rows, typed as the training data is.
+
+    Labels that do not fit the target's contract dtype are left out, each logged as a warning naming
+    its request id (see :mod:`mloop.retrain.labels`).
+    """
     contract = version_contract(project, champion)
+    target = project.config.data.target
     base = _training_frame(project, champion)
     # Only what the model reads (features, time, target): production rows carry nothing else.
     keep = [c for c in base.columns if c in contract.columns and contract.columns[c].role in ("feature", "time")]
     base = base[[*keep, project.config.data.target]]
     fresh = labelled_production_rows(project, keep, project.config.retrain.training_windows)
+    spec = contract.columns.get(target)
+    labels, rejected = conform_labels(fresh[target], fresh.index.to_series(), target, spec.dtype if spec else "string")
+    for bad in rejected:
+        log.warning("%s", bad.message)
+    fresh = fresh.loc[labels.index].reset_index(drop=True)
+    fresh[target] = labels.to_numpy()
     time_col = project.config.data.time_column
     if time_col and time_col in base.columns and len(fresh):
         # Rows served without their time value still came after the training data.
@@ -95,7 +125,13 @@ def combined_data(project: Project, champion: VersionInfo) -> pd.DataFrame:
             fresh[name] = pd.to_numeric(fresh[name], errors="coerce")
         else:
             fresh[name] = fresh[name].astype(object).where(fresh[name].notna(), None)
-    return pd.concat([base, fresh[base.columns]], ignore_index=True)
+    frame = pd.concat([base, fresh[base.columns]], ignore_index=True)
+    return RetrainingData(frame, len(fresh), rejected)
+
+
+def combined_data(project: Project, champion: VersionInfo) -> pd.DataFrame:
+    """:func:`retraining_data`'s frame."""
+    return retraining_data(project, champion).frame
 
 
 def last_retrain(project: Project) -> datetime | None:
@@ -199,8 +235,8 @@ def _train_and_gate(project: Project, decision: RetrainDecision, window: WindowR
     champion = alias_version(project, CHAMPION)  # re-read under the lock: another controller may have promoted
     if champion is None:
         raise RetrainError("The champion alias disappeared while retraining; run `mloop promote`.")
-    data = combined_data(project, champion)
-    fresh_rows = len(data) - len(_training_frame(project, champion))
+    assembled = retraining_data(project, champion)
+    data, fresh_rows = assembled.frame, assembled.production_rows
     ingested = stages.ingest(project, f"retrain:{champion.tags.get('mloop.data_hash', '')[:12]}+feedback", data)
     snapshot, report = stages.validate(project, ingested.snapshot.hash)
     if not report.passed:
@@ -224,7 +260,9 @@ def _train_and_gate(project: Project, decision: RetrainDecision, window: WindowR
         reasons=decision.reasons,
         rows=snapshot.rows,
         production_rows=fresh_rows,
+        rejected_labels=len(assembled.rejected_labels),
+        rejected_label_examples=[bad.to_dict() for bad in assembled.rejected_labels[:REJECTED_EXAMPLES]],
         promoted=verdict.promote,
         gate=verdict.reason,
     )
-    return RetrainResult(decision, window, snapshot, version, verdict)
+    return RetrainResult(decision, window, snapshot, version, verdict, assembled.rejected_labels)

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from mloop.core.drift import DriftThresholds, FeatureDrift
-from mloop.data.profile import PREDICTION, Profile, build_profile, infer_kinds
+from mloop.data.profile import PREDICTION, Profile, build_profile, category_counts, infer_kinds
 from mloop.errors import MonitorError
-from mloop.monitor.drift import FRAME_COLUMNS, compute_drift, drift_report
+from mloop.monitor.drift import FRAME_COLUMNS, compute_drift, count_categories, drift_report, numeric_array
 
 REPO = Path(__file__).resolve().parents[3]
 AMES_CANDIDATES = [
@@ -162,3 +162,59 @@ def test_compute_drift_names_missing_columns() -> None:
         compute_drift(reference, reference[["a"]])
     with pytest.raises(MonitorError, match="no column.*zz"):
         compute_drift(reference, reference, columns=["zz"])
+
+
+def _mixed_frame(rng: np.random.Generator, n: int) -> pd.DataFrame:
+    """Every dtype compute_drift accepts, with NaNs, infinities, constants and near-empty columns."""
+    return pd.DataFrame(
+        {
+            "f": rng.normal(size=n),
+            "f_nan": np.where(rng.random(n) < 0.1, np.nan, rng.gamma(2.0, 3.0, n)),
+            "f_inf": np.where(rng.random(n) < 0.01, np.inf, rng.normal(size=n)),
+            "f32": rng.normal(size=n).astype("float32"),
+            "i": rng.integers(0, 50, n),
+            "i32": rng.integers(0, 5, n).astype("int32"),
+            "nullable_int": pd.array(np.where(rng.random(n) < 0.1, None, rng.integers(0, 9, n)), dtype="Int64"),
+            "const": np.ones(n),
+            "few": np.r_[rng.normal(size=10), np.full(n - 10, np.nan)],
+            "cat": pd.Categorical(rng.choice(list("abcde"), n)),
+            "cat_nulls": pd.Categorical(np.where(rng.random(n) < 0.2, None, rng.choice(list("xyz"), n))),
+            "cat_int": pd.Categorical(rng.choice([20, 30, 60], n)),
+            "cat_float": pd.Categorical(rng.choice([1.5, 2.0], n)),
+            "obj": pd.Series(rng.choice(["u", "v", "w"], n), dtype=object),
+            "obj_nulls": pd.Series(rng.choice(["u", "v", None], n), dtype=object),
+            "string": pd.Series(rng.choice(["p", "q"], n), dtype="string"),
+            "bool": rng.random(n) < 0.3,
+            "boolean": pd.array(np.where(rng.random(n) < 0.1, None, rng.random(n) < 0.5), dtype="boolean"),
+            "mixed": pd.Series([1, "1", 2.5, None] * (n // 4), dtype=object),
+        }
+    )
+
+
+def test_compute_drift_equals_the_report_against_the_stored_profile() -> None:
+    # compute_drift summarises the reference itself (one sort per column); it must be build_profile's summary.
+    rng = np.random.default_rng(3)
+    reference = _mixed_frame(rng, 6000)
+    current = _mixed_frame(rng, 4000).assign(
+        f=lambda d: d["f"] + 0.2, cat=pd.Categorical(rng.choice(list("abcdefg"), 4000))
+    )
+    numeric, categorical = infer_kinds(reference)
+    assert len(numeric) + len(categorical) == reference.shape[1]
+    stored = drift_report(build_profile(reference, numeric, categorical), current, THRESHOLDS).to_frame()
+    pd.testing.assert_frame_equal(compute_drift(reference, current), stored)
+
+
+def test_categories_are_counted_as_category_counts_counts_them() -> None:
+    frame = _mixed_frame(np.random.default_rng(4), 2000)
+    for name in ["cat", "cat_nulls", "cat_int", "cat_float", "obj", "obj_nulls", "string", "bool", "boolean", "mixed"]:
+        assert count_categories(frame[name]) == category_counts(frame[name]), name
+    # Labels that print alike are one category, as when the values are turned into strings.
+    same = pd.Series(pd.Categorical([1, "1", "1", 2], categories=[1, "1", 2]))
+    assert count_categories(same) == category_counts(same) == ({"1": 3, "2": 1}, 0)
+
+
+def test_float_columns_are_read_in_place() -> None:
+    column = pd.Series(np.arange(10.0))
+    assert np.shares_memory(numeric_array(column), column.to_numpy())
+    with_inf = pd.Series([1.0, np.inf, -np.inf, np.nan])
+    assert np.isnan(numeric_array(with_inf)[1:]).all() and with_inf.iloc[1] == np.inf  # a copy, the input kept

@@ -24,6 +24,13 @@ def test_regression_drops_pairs_without_a_label() -> None:
     assert quality(truth, pred, "regression")["mae"] == 1.0
 
 
+def test_regression_leaves_out_labels_that_are_not_numbers() -> None:
+    # Feedback labels as JSON gave them: a float for an integer price, and one sent as text.
+    truth = np.array([215000.0, "n/a", 100000], dtype=object)
+    pred = np.array([215000.0, 5.0, 100010.0])
+    assert quality(truth, pred, "regression")["mae"] == 5.0
+
+
 def test_one_labelled_row_has_no_r2_and_no_warning() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
