@@ -80,6 +80,72 @@ class TrainConfig(_Section):
             "default: in memory.",
         )
         study: str | None = Field(default=None, description="Study name; default: <project>-<snapshot hash>.")
+        space: dict[str, TrainConfig.Param] = Field(
+            default_factory=dict,
+            description="The hyper-parameters searched, each with its range (replaces the built-in space); "
+            "empty: the built-in space of train.estimator.",
+        )
+
+    class Param(_Section):
+        """One searched hyper-parameter: int or float from low to high (optionally log-scaled), or choices."""
+
+        type: Literal["int", "float", "categorical"] = Field(description="int, float or categorical.")
+        low: float | None = Field(default=None, description="Smallest value (int and float).")
+        high: float | None = Field(default=None, validate_default=True, description="Largest value (int and float).")
+        log: bool = Field(default=False, description="Sample on a log scale (int and float; low must be > 0).")
+        step: float | None = Field(default=None, description="Spacing of the values (int and float; not with log).")
+        choices: list[str | bool | int | float | None] | None = Field(
+            default=None, validate_default=True, description="The values to choose from (categorical)."
+        )
+
+        @field_validator("low", "high", "step")
+        @classmethod
+        def _whole_for_int(cls, value: float | None, info: Any) -> float | None:
+            if value is not None and info.data.get("type") == "int" and not float(value).is_integer():
+                raise ValueError("an int parameter's low, high and step must be whole numbers")
+            return value
+
+        @field_validator("high")
+        @classmethod
+        def _range(cls, high: float | None, info: Any) -> float | None:
+            kind, low = info.data.get("type"), info.data.get("low")
+            missing = ("low" in info.data and low is None) or high is None  # (a low that failed is not in data)
+            if kind in ("int", "float") and missing:
+                raise ValueError(f"{'an int' if kind == 'int' else 'a float'} parameter needs both low and high")
+            if low is not None and high is not None and low > high:
+                raise ValueError(f"high ({high:g}) is below low ({low:g})")
+            return high
+
+        @field_validator("log")
+        @classmethod
+        def _log_above_zero(cls, log: bool, info: Any) -> bool:
+            low = info.data.get("low")
+            if log and low is not None and low <= 0:
+                raise ValueError(f"a log-scaled range must start above 0 (low is {low:g})")
+            return log
+
+        @field_validator("step")
+        @classmethod
+        def _step(cls, step: float | None, info: Any) -> float | None:
+            if step is not None and step <= 0:
+                raise ValueError("step must be positive")
+            if step is not None and info.data.get("log"):
+                raise ValueError("step cannot be combined with log")
+            return step
+
+        @field_validator("choices")
+        @classmethod
+        def _choices(cls, choices: list[Any] | None, info: Any) -> list[Any] | None:
+            kind = info.data.get("type")
+            if kind == "categorical":
+                if not choices:
+                    raise ValueError("a categorical parameter needs a non-empty list of choices")
+                ranged = [k for k in ("low", "high", "step") if info.data.get(k) is not None]
+                if ranged or info.data.get("log"):
+                    raise ValueError(f"a categorical parameter takes choices, not {', '.join(ranged) or 'log'}")
+            elif choices is not None:
+                raise ValueError("choices are for categorical parameters; int and float ones take low and high")
+            return choices
 
     estimator: Literal["hist_gradient_boosting", "random_forest", "linear", "lightgbm", "xgboost"] = Field(
         default="hist_gradient_boosting", description="lightgbm and xgboost need the extras of the same name."
@@ -188,6 +254,24 @@ class ServeConfig(_Section):
     max_body_bytes: int = Field(
         default=16 * 1024 * 1024, ge=1024, description="Largest request body accepted; larger ones get HTTP 413."
     )
+    micro_batch_max_rows: int = Field(
+        default=32,
+        ge=1,
+        description="Micro-batching: concurrent /v1/predict requests are scored together, at most this many "
+        "records per call of the model (1 turns it off).",
+    )
+    micro_batch_max_wait_ms: float = Field(
+        default=0.0,
+        ge=0,
+        le=1000,
+        description="Micro-batching: the longest a request waits for others to join its batch. 0: only requests "
+        "that arrived together are batched, so an idle server adds no delay.",
+    )
+    require_artifact_hash: bool = Field(
+        default=False,
+        description="Refuse a model version without the artifact hash recorded at registration "
+        "(mloop.artifact_sha256); a recorded hash is always checked before loading.",
+    )
 
 
 class MonitorConfig(_Section):
@@ -196,6 +280,13 @@ class MonitorConfig(_Section):
     ks_pvalue: float = Field(default=0.01, gt=0, lt=1)
     chi2_pvalue: float = Field(default=0.01, gt=0, lt=1)
     min_drifted_features: int = Field(default=1, ge=1)
+    predictions_url: str | None = Field(
+        default=None,
+        repr=False,  # may carry a password: kept out of reprs and tracebacks
+        description="PostgreSQL URL of the prediction log (postgresql://user@host/db), for servers on several "
+        "nodes; default: .mloop/predictions.db (SQLite). A password only via MLOOP_MONITOR__PREDICTIONS_URL. "
+        "Checked when the log is opened, not here: a validation message would echo the value.",
+    )
 
 
 class RetrainConfig(_Section):

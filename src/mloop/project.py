@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mloop.config import MloopConfig, load_config
+
+if TYPE_CHECKING:
+    from mloop.data.predictions import PredictionLog
 
 WORKSPACE = ".mloop"
 
@@ -62,7 +66,18 @@ class Project:
 
     @property
     def predictions_db(self) -> Path:
+        """The SQLite prediction log, used unless ``monitor.predictions_url`` names a PostgreSQL one."""
         return self.workspace / "predictions.db"
+
+    def has_prediction_log(self) -> bool:
+        """Whether there is a log to read: a configured PostgreSQL one always is (opening creates the table)."""
+        return self.config.monitor.predictions_url is not None or self.predictions_db.exists()
+
+    def prediction_store(self) -> PredictionLog:
+        """The prediction log, opened (and created if new) where the config says."""
+        from mloop.data.predictions import open_prediction_store  # the log's modules load pandas: only when used
+
+        return open_prediction_store(self.config.monitor.predictions_url or self.predictions_db)
 
     @property
     def audit_log(self) -> Path:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -182,6 +183,19 @@ def test_model_signature_follows_the_contract(ames_project: Project, first: Firs
     assert {types[c] for c in contract.categorical_features} == {"string"}
     assert {types[c] for c in contract.numeric_features} <= {"double", "long"}
     assert types["Misc_Feature"] == "string"
+
+
+def test_the_input_example_is_served_as_mlflow_serves_it(ames_project: Project, first: FirstRun) -> None:
+    """What MLflow's log_model would check (mloop skips it there, to log faster): the saved serving example
+    parsed by the scoring server's code against the signature, predicted by the pyfunc model."""
+    from mlflow.models.utils import _validate_serving_input  # log_model's own check
+
+    local = Path(mlflow.artifacts.download_artifacts(f"models:/{ames_project.name}/1"))
+    served = _validate_serving_input(str(local), (local / "serving_input_example.json").read_text())
+    example = pd.read_json(local / "input_example.json", orient="split")
+    contract = load_contract(ames_project.contract_path)
+    expected = versions.load_model(ames_project, "1").predict(coerce_frame(example, contract))
+    assert np.allclose(np.asarray(served, dtype=float).ravel(), expected)
 
 
 # --------------------------------------------------------------------------------- reproducibility

@@ -1,9 +1,14 @@
-"""The prediction log: every served prediction, and later its label, in one SQLite table.
+"""The prediction log: every served prediction, and later its label, in one table.
 
-It lives in ``data`` because ``monitor`` (below ``serve``) reads it. SQLite runs in WAL mode so the
-server's writer thread, the feedback endpoint and ``mloop monitor`` can use the file at the same time;
-``busy_timeout`` makes a briefly locked database wait instead of failing. Rows are only ever inserted
-or given a label: nothing here deletes or rewrites a stored prediction.
+It lives in ``data`` because ``monitor`` (below ``serve``) reads it. ``PredictionLog`` is the interface;
+``PredictionStore`` keeps the table in a SQLite file (one machine) and ``PgPredictionStore``
+(``predictions_pg``) in PostgreSQL (several replicas on several nodes); ``open_prediction_store`` picks
+one from a path or URL. Both raise ``ServeError`` when the database fails and its subclass
+``DuplicateRequestId`` when a row is at fault, which is what the server's writer tells apart to spill.
+
+SQLite runs in WAL mode so the server's writer thread, the feedback endpoint and ``mloop monitor`` can
+use the file at the same time; ``busy_timeout`` makes a briefly locked database wait instead of failing.
+Rows are only ever inserted or given a label: nothing here deletes or rewrites a stored prediction.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import orjson
@@ -40,14 +45,17 @@ CREATE TABLE IF NOT EXISTS predictions (
 );
 CREATE INDEX IF NOT EXISTS predictions_version_ts ON predictions (model_version, ts);
 """
-_INSERT = (
-    "INSERT INTO predictions (request_id, ts, model_version, features, prediction, latency_ms, label, label_ts) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_LABEL = "UPDATE predictions SET label = ?, label_ts = ? WHERE request_id = ?"
-_SELECT = (
-    "SELECT rowid, request_id, ts, model_version, features, prediction, latency_ms, label, label_ts FROM predictions"
-)
+# SQL shared by both stores, with ? for a parameter (the PostgreSQL store swaps in %s).
+INSERT_SQL = f"INSERT INTO predictions ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"  # noqa: S608
+LABEL_SQL = "UPDATE predictions SET label = ?, label_ts = ? WHERE request_id = ?"
+
+
+def select_sql(order_column: str) -> str:
+    """Every column, led by the one that keeps insertion order (``rows_to_frame`` reads by position)."""
+    return f"SELECT {order_column}, {', '.join(COLUMNS)} FROM predictions"  # noqa: S608 - fixed names only
+
+
+_SELECT = select_sql("rowid")
 
 
 class DuplicateRequestId(ServeError):
@@ -72,6 +80,49 @@ def _dumps(value: Any) -> str:
 
 def _loads(text: str | None) -> Any:
     return None if text is None else orjson.loads(text)
+
+
+def where_sql(model_version: str | None, since: str | datetime | None, labelled_only: bool) -> tuple[str, list[Any]]:
+    """The WHERE part of a read or count (fixed column names and ? placeholders only) and its parameters."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if model_version is not None:
+        clauses.append("model_version = ?")
+        params.append(str(model_version))
+    if since is not None:
+        clauses.append("ts >= ?")
+        params.append(_as_utc_text(since))
+    if labelled_only:
+        clauses.append("label IS NOT NULL")
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def check_last(last: int | None) -> None:
+    if last is not None and last < 0:
+        raise ValueError(f"last must be zero or more, not {last}")
+
+
+def rows_to_frame(rows: Sequence[Sequence[Any]]) -> pd.DataFrame:
+    """Rows selected by ``select_sql``, oldest first, as ``read`` returns them: features as columns.
+
+    ``prediction`` and ``label`` are decoded from JSON; a missing label is None. Meta columns win over a
+    feature of the same name, which is renamed ``feature.<name>``.
+    """
+    meta = pd.DataFrame(
+        {
+            "request_id": [r[1] for r in rows],
+            "ts": [r[2] for r in rows],
+            "model_version": [r[3] for r in rows],
+            "prediction": [_loads(r[5]) for r in rows],
+            "latency_ms": pd.Series([r[6] for r in rows], dtype="float64"),
+            "label": pd.Series([_loads(r[7]) for r in rows], dtype=object),
+            "label_ts": pd.Series([r[8] for r in rows], dtype=object),
+        },
+        columns=list(META_COLUMNS),
+    )
+    features = _missing_as_nan(pd.DataFrame.from_records([orjson.loads(r[4]) for r in rows], index=meta.index))
+    features = features.rename(columns={c: f"feature.{c}" for c in features.columns if c in META_COLUMNS})
+    return pd.concat([meta, features], axis=1)
 
 
 def _missing_as_nan(frame: pd.DataFrame) -> pd.DataFrame:
@@ -121,6 +172,29 @@ class PredictionRow:
         )
 
 
+class PredictionLog(Protocol):
+    """What the server, ``monitor`` and ``retrain`` use of a prediction log, whatever database holds it."""
+
+    @property
+    def location(self) -> str:
+        """Where the log is, safe for a message or a log line (no password)."""
+        ...
+
+    def write_many(self, rows: Iterable[PredictionRow], skip_existing: bool = False) -> int: ...
+
+    def attach_labels(self, labels: Sequence[tuple[str, Any]]) -> list[str]: ...
+
+    def read(
+        self,
+        model_version: str | None = None,
+        last: int | None = None,
+        since: str | datetime | None = None,
+        labelled_only: bool = False,
+    ) -> pd.DataFrame: ...
+
+    def count(self, model_version: str | None = None, since: str | None = None, labelled_only: bool = False) -> int: ...
+
+
 class PredictionStore:
     """The prediction log in one SQLite file; safe to use from several threads and processes.
 
@@ -138,6 +212,10 @@ class PredictionStore:
                 conn.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise ServeError(f"cannot open the prediction log {self.path}: {exc}") from None
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
 
     def _check_schema(self, conn: sqlite3.Connection) -> None:
         found = [row[1] for row in conn.execute("PRAGMA table_info(predictions)")]
@@ -179,7 +257,9 @@ class PredictionStore:
             return 0
         try:
             with self._transaction(immediate=True) as conn:
-                conn.executemany(_INSERT.replace("INSERT", "INSERT OR IGNORE", 1) if skip_existing else _INSERT, params)
+                conn.executemany(
+                    INSERT_SQL.replace("INSERT", "INSERT OR IGNORE", 1) if skip_existing else INSERT_SQL, params
+                )
         except sqlite3.IntegrityError as exc:
             raise DuplicateRequestId(f"cannot log predictions in {self.path}: {exc}") from None
         except sqlite3.Error as exc:
@@ -198,7 +278,7 @@ class PredictionStore:
                 unknown = [request_id for request_id in ids if request_id not in known]
                 if unknown:
                     return unknown
-                conn.executemany(_LABEL, [(_dumps(label), label_ts, request_id) for request_id, label in labels])
+                conn.executemany(LABEL_SQL, [(_dumps(label), label_ts, request_id) for request_id, label in labels])
         except sqlite3.Error as exc:
             raise ServeError(f"cannot attach labels in {self.path}: {exc}") from None
         return []
@@ -215,28 +295,13 @@ class PredictionStore:
 
     # ---------------------------------------------------------------------------------- reading
 
-    @staticmethod
-    def _where(model_version: str | None, since: str | datetime | None, labelled_only: bool) -> tuple[str, list[Any]]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        if model_version is not None:
-            clauses.append("model_version = ?")
-            params.append(str(model_version))
-        if since is not None:
-            clauses.append("ts >= ?")
-            params.append(_as_utc_text(since))
-        if labelled_only:
-            clauses.append("label IS NOT NULL")
-        return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
-
     def _fetch(
         self, model_version: str | None, last: int | None, since: str | datetime | None, labelled_only: bool
     ) -> list[tuple[Any, ...]]:
-        where, params = self._where(model_version, since, labelled_only)
+        check_last(last)
+        where, params = where_sql(model_version, since, labelled_only)
         select = _SELECT + where  # the WHERE holds fixed column names and ? placeholders only
         if last is not None:
-            if last < 0:
-                raise ValueError(f"last must be zero or more, not {last}")
             select = f"SELECT * FROM ({select} ORDER BY ts DESC, rowid DESC LIMIT ?)"  # noqa: S608
             params.append(last)
         try:
@@ -258,26 +323,11 @@ class PredictionStore:
         without a zone it is UTC). ``prediction`` and ``label`` are decoded from JSON; a missing label
         is None. Meta columns win over a feature of the same name, which is renamed ``feature.<name>``.
         """
-        rows = self._fetch(model_version, last, since, labelled_only)
-        meta = pd.DataFrame(
-            {
-                "request_id": [r[1] for r in rows],
-                "ts": [r[2] for r in rows],
-                "model_version": [r[3] for r in rows],
-                "prediction": [_loads(r[5]) for r in rows],
-                "latency_ms": pd.Series([r[6] for r in rows], dtype="float64"),
-                "label": pd.Series([_loads(r[7]) for r in rows], dtype=object),
-                "label_ts": pd.Series([r[8] for r in rows], dtype=object),
-            },
-            columns=list(META_COLUMNS),
-        )
-        features = _missing_as_nan(pd.DataFrame.from_records([orjson.loads(r[4]) for r in rows], index=meta.index))
-        features = features.rename(columns={c: f"feature.{c}" for c in features.columns if c in META_COLUMNS})
-        return pd.concat([meta, features], axis=1)
+        return rows_to_frame(self._fetch(model_version, last, since, labelled_only))
 
     def count(self, model_version: str | None = None, since: str | None = None, labelled_only: bool = False) -> int:
         """How many rows ``read`` would return with the same filters."""
-        where, params = self._where(model_version, since, labelled_only)
+        where, params = where_sql(model_version, since, labelled_only)
         try:
             with closing(self._connect()) as conn:
                 (total,) = conn.execute("SELECT COUNT(*) FROM predictions" + where, params).fetchone()  # noqa: S608
@@ -286,4 +336,27 @@ class PredictionStore:
         return int(total)
 
 
-__all__ = ["COLUMNS", "DuplicateRequestId", "PredictionRow", "PredictionStore", "utc_now"]
+def open_prediction_store(target: Path | str) -> PredictionLog:
+    """The prediction log at ``target``: a ``postgresql://`` URL, or a SQLite file's path."""
+    text = str(target)
+    if "://" not in text:
+        return PredictionStore(target)
+    from mloop.data.predictions_pg import PgPredictionStore, is_postgres_url, safe_url
+
+    if not is_postgres_url(text):
+        raise ServeError(
+            f"the prediction log URL {safe_url(text)} is not supported: use postgresql://user@host/db "
+            "(or postgresql+psycopg://…), or leave monitor.predictions_url unset for the SQLite file."
+        )
+    return PgPredictionStore(text)
+
+
+__all__ = [
+    "COLUMNS",
+    "DuplicateRequestId",
+    "PredictionLog",
+    "PredictionRow",
+    "PredictionStore",
+    "open_prediction_store",
+    "utc_now",
+]

@@ -14,7 +14,6 @@ import pandas as pd
 
 from mloop.core.metrics import GREATER_IS_BETTER
 from mloop.data.contract import Contract, coerce_frame
-from mloop.data.predictions import PredictionStore
 from mloop.data.profile import Profile
 from mloop.errors import MonitorError
 from mloop.monitor.drift import Distribution, DriftReport, distribution, drift_report, thresholds_from_config
@@ -133,9 +132,9 @@ def evaluate_window(project: Project, ref: Reference, rows: pd.DataFrame, index:
 
 
 def _rows(project: Project, version: str) -> pd.DataFrame:
-    if not project.predictions_db.exists():
+    if not project.has_prediction_log():
         raise MonitorError(f"No prediction log at {project.predictions_db}; serve the model and send traffic first.")
-    rows = PredictionStore(project.predictions_db).read(model_version=version)
+    rows = project.prediction_store().read(model_version=version)
     if rows.empty:
         raise MonitorError(f"The prediction log has no rows for version {version} yet.")
     return rows

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import tempfile
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -18,6 +21,37 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 # Run metrics too detailed for version tags (dozens per run); the run keeps them.
 DETAIL_METRICS = ("baseline", "slice.", "importance.", "behaviour.")
+# SHA-256 over the files of the version's model, recorded at registration; the server checks it
+# before loading, because loading a pickled model runs code.
+ARTIFACT_HASH_TAG = "mloop.artifact_sha256"
+# Written by MLflow into every download of a models:/ URI (the name and version downloaded), not stored.
+_NOT_HASHED = frozenset({"registered_model_meta"})
+_CHUNK = 1 << 20
+
+
+def artifact_sha256(directory: Path | str) -> str:
+    """One SHA-256 over every file of a model directory: relative paths and contents, in path order."""
+    root = Path(directory)
+    digest = hashlib.sha256()
+    files = sorted((p.relative_to(root).as_posix(), p) for p in root.rglob("*") if p.is_file())
+    for relative, path in files:
+        if relative in _NOT_HASHED:
+            continue
+        content = hashlib.sha256()
+        with open(path, "rb") as file:
+            while chunk := file.read(_CHUNK):
+                content.update(chunk)
+        digest.update(relative.encode("utf-8") + b"\0" + content.digest())
+    return digest.hexdigest()
+
+
+def _model_sha256(project: Project, version: str) -> str:
+    with tempfile.TemporaryDirectory(prefix="mloop-register-") as tmp:
+        try:
+            local = mlflow.artifacts.download_artifacts(f"models:/{project.name}/{version}", dst_path=tmp)
+        except (MlflowException, OSError) as exc:
+            raise RegistryError(f"cannot read the model files of version {version} to hash them: {exc}") from None
+        return artifact_sha256(local)
 
 
 @dataclass(frozen=True)
@@ -79,6 +113,7 @@ def register(project: Project, run_id: str | None = None) -> VersionInfo:
     mv = client.create_model_version(project.name, source, run_id=run_id, model_id=model_ids[0] if model_ids else None)
     tags = {k: v for k, v in run.data.tags.items() if k.startswith("mloop.") and k != "mloop.stage"}
     tags.update({f"mloop.metric.{k}": repr(v) for k, v in run.data.metrics.items() if not k.startswith(DETAIL_METRICS)})
+    tags[ARTIFACT_HASH_TAG] = _model_sha256(project, str(mv.version))
     for key, value in tags.items():
         client.set_model_version_tag(project.name, mv.version, key, value)
     return get_version(project, str(mv.version))

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 
 from mloop.core.gate import GateDecision
-from mloop.data.predictions import PredictionStore
 from mloop.data.snapshot import Snapshot, load_snapshot
 from mloop.errors import ContractError, MloopError, RetrainError
 from mloop.monitor.runner import WindowResult, history, monitor, record
@@ -70,9 +69,9 @@ def labelled_production_rows(project: Project, columns: list[str], windows: int 
     ``windows`` keeps only the labelled rows among the last ``windows × monitor.window_size`` logged
     predictions (``retrain.training_windows``); ``None`` keeps them all.
     """
-    if not project.predictions_db.exists():
+    if not project.has_prediction_log():
         return pd.DataFrame(columns=[*columns, project.config.data.target], index=pd.Index([], name="request_id"))
-    store = PredictionStore(project.predictions_db)
+    store = project.prediction_store()
     if windows is None:
         rows = store.read(labelled_only=True)
     else:
@@ -168,10 +167,8 @@ def evaluate_policy(project: Project, champion: VersionInfo, window: WindowResul
     policy = config.retrain
     since = last_retrain(project)
     new_labels = 0
-    if project.predictions_db.exists():
-        new_labels = PredictionStore(project.predictions_db).count(
-            since=since.isoformat() if since else None, labelled_only=True
-        )
+    if project.has_prediction_log():
+        new_labels = project.prediction_store().count(since=since.isoformat() if since else None, labelled_only=True)
     due = None
     if policy.schedule:
         start = since or datetime.fromtimestamp(champion.created_ms / 1000, UTC)

@@ -7,9 +7,12 @@ the factory, so config is read in the worker, never at import time.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
+import socket
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -68,7 +71,7 @@ def serve(config_path: Path, host: str = "127.0.0.1", port: int = 8000, workers:
     settings = Project.load(path).config.serve  # a broken config fails here, before any worker starts
     os.environ[CONFIG_ENV] = str(path)
     os.environ.setdefault(OMP_THREADS_ENV, "1")
-    uvicorn.run(
+    config = uvicorn.Config(
         FACTORY,
         factory=True,
         host=host,
@@ -80,6 +83,47 @@ def serve(config_path: Path, host: str = "127.0.0.1", port: int = 8000, workers:
         # supervisor's ping: uvicorn's 5 s default restarts it forever on a busy machine.
         timeout_worker_healthcheck=WORKER_STARTUP_SECONDS,
     )
+    run_uvicorn(config)
 
 
-__all__ = ["create_app_from_env", "resolve_port", "serve"]
+def tcp_socket(sock: socket.socket) -> socket.socket:
+    """The same listening socket, declared as TCP, so asyncio sets TCP_NODELAY on what it accepts.
+
+    uvicorn's ``Config.bind_socket`` (used with several workers) creates the socket with protocol 0;
+    accepted connections inherit it, and asyncio only disables Nagle's algorithm on sockets whose
+    protocol is ``IPPROTO_TCP``. Every answer on a kept-alive connection then waits for the client's
+    delayed ACK: about 40 ms on Linux (uvicorn issue #3149; measured here: 44 ms p50 for a constant
+    endpoint with two workers, 2.4 ms with one). Re-wrapping the descriptor fixes the declaration.
+    """
+    if sock.family not in (socket.AF_INET, socket.AF_INET6) or sock.proto == socket.IPPROTO_TCP:
+        return sock
+    fixed = socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach())
+    fixed.set_inheritable(True)
+    return fixed
+
+
+def run_uvicorn(config: Any) -> None:
+    """``uvicorn.run`` for a ``uvicorn.Config``, with several workers on a socket that keeps TCP_NODELAY."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    server = uvicorn.Server(config=config)
+    if config.workers <= 1:
+        server.run()
+        if not server.started:
+            raise SystemExit(3)  # uvicorn's STARTUP_FAILURE: the log above says why
+        return
+    sock = tcp_socket(config.bind_socket())
+    try:
+        supervisor: Any = Multiprocess
+        if "target" in inspect.signature(supervisor).parameters:  # older uvicorn takes the server's run
+            supervisor(config, target=server.run, sockets=[sock]).run()
+        else:
+            supervisor(config, sockets=[sock]).run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
+
+
+__all__ = ["create_app_from_env", "resolve_port", "run_uvicorn", "serve", "tcp_socket"]

@@ -156,6 +156,18 @@ class ServeMetrics:
             "Records not shadow-scored because the challenger was behind (the caller never waits).",
             registry=self.registry,
         )
+        self.batch_rows = Histogram(
+            "mloop_micro_batch_rows",
+            "Records per micro-batch: concurrent /v1/predict requests scored in one call of the model.",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+            registry=self.registry,
+        )
+        self.batch_wait = Histogram(
+            "mloop_micro_batch_wait_seconds",
+            "How long the oldest request of a micro-batch waited for others before scoring began.",
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=self.registry,
+        )
         self.prediction: Histogram | None = None
         self.registry.register(MonitoringCollector(monitor_dir / LATEST_FILE))
 
@@ -165,6 +177,10 @@ class ServeMetrics:
             self.prediction = Histogram(
                 "mloop_prediction", "Predicted values (regression).", buckets=buckets, registry=self.registry
             )
+
+    def observe_batch(self, rows: int, wait_seconds: float) -> None:
+        self.batch_rows.observe(rows)
+        self.batch_wait.observe(wait_seconds)
 
     def observe_predictions(self, values: Sequence[Any], task: str) -> None:
         if task == "classification":

@@ -8,8 +8,10 @@ load is logged and retried later, and the old champion stays.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -26,7 +28,15 @@ from mloop.data.predictions import utc_now
 from mloop.errors import ServeError
 from mloop.project import Project
 from mloop.registry.gate import holdout_of, version_contract
-from mloop.registry.versions import CHALLENGER, CHAMPION, VersionInfo, alias_version, load_model
+from mloop.registry.versions import (
+    ARTIFACT_HASH_TAG,
+    CHALLENGER,
+    CHAMPION,
+    VersionInfo,
+    alias_version,
+    artifact_sha256,
+    load_model,
+)
 from mloop.serve.fastpath import (
     MAX_RELATIVE_ERROR,
     CompiledPipeline,
@@ -80,6 +90,7 @@ class LoadedModel:
     loaded_at: str
     fast: CompiledPipeline | None = None
     fast_path: FastPathReport = FastPathReport(False, "not compiled")
+    artifact_sha256: str | None = None  # checked against the registration's hash before loading
 
     @property
     def version(self) -> str:
@@ -125,9 +136,51 @@ def _probe_frame(contract: Contract) -> pd.DataFrame:
     return coerce_frame(pd.DataFrame([record]), contract)
 
 
+def load_checked(project: Project, info: VersionInfo) -> tuple[Any, str | None]:
+    """The pipeline of ``info``, loaded only if its files hash to what registration recorded; and that hash.
+
+    Unpickling a model runs code, so the files are downloaded, hashed and compared first, and the
+    pipeline is loaded from exactly the files that were hashed. A version registered without a hash
+    (before mloop recorded one, or by another tool) loads with a warning, or is refused with
+    ``serve.require_artifact_hash``.
+    """
+    expected = info.tags.get(ARTIFACT_HASH_TAG)
+    if expected is None:
+        if project.config.serve.require_artifact_hash:
+            raise ServeError(
+                f"version {info.version} has no {ARTIFACT_HASH_TAG} tag and serve.require_artifact_hash is on; "
+                "register it with mloop (`mloop register`) so its files are hashed"
+            )
+        log.warning(
+            "version %s has no %s tag: its files cannot be checked before loading", info.version, ARTIFACT_HASH_TAG
+        )
+        return load_model(project, info.version), None
+    import mlflow
+
+    from mloop.tracking.store import connect
+
+    with tempfile.TemporaryDirectory(prefix="mloop-model-") as tmp:
+        connect(project)
+        try:
+            local = mlflow.artifacts.download_artifacts(f"models:/{project.name}/{info.version}", dst_path=tmp)
+        except Exception as exc:  # noqa: BLE001 - any failure to fetch the files refuses the version
+            raise ServeError(f"cannot download the files of version {info.version}: {exc}") from None
+        actual = artifact_sha256(local)
+        if not hmac.compare_digest(actual, expected):
+            raise ServeError(
+                f"the files of version {info.version} do not match the hash recorded at registration "
+                f"({ARTIFACT_HASH_TAG} {expected[:16]}…, the files now {actual[:16]}…): not loaded, since a "
+                "pickled model runs code when loaded. The artifact was changed after registration."
+            )
+        try:
+            return mlflow.sklearn.load_model(local), actual
+        except Exception as exc:  # noqa: BLE001 - as load_model: the version cannot be served
+            raise ServeError(f"cannot load version {info.version} of {project.name!r}: {exc}") from None
+
+
 def load_version(project: Project, info: VersionInfo, alias: str = CHAMPION) -> LoadedModel:
     """Load ``info``'s pipeline and contract and make sure it can score before anyone relies on it."""
-    pipeline = load_model(project, info.version)
+    pipeline, sha256 = load_checked(project, info)
     contract = version_contract(project, info)
     task = info.tags.get("mloop.task", project.config.task)
     classes = [str(c) for c in getattr(pipeline, "classes_", [])] if task == "classification" else None
@@ -143,6 +196,7 @@ def load_version(project: Project, info: VersionInfo, alias: str = CHAMPION) -> 
         loaded_at=utc_now(),
         fast=fast,
         fast_path=report,
+        artifact_sha256=sha256,
     )
     try:
         model.score(_probe_frame(contract))
@@ -338,4 +392,4 @@ class ModelHolder:
                 log.exception("model reload check failed")
 
 
-__all__ = ["LoadedModel", "ModelHolder", "Refusal", "Scored", "load_version"]
+__all__ = ["LoadedModel", "ModelHolder", "Refusal", "Scored", "load_checked", "load_version"]

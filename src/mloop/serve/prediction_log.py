@@ -1,8 +1,9 @@
 """The non-blocking prediction log writer: requests hand rows over, one thread writes them in batches.
 
 A request never waits for SQLite: ``log`` appends to a bounded in-memory buffer and returns. The
-writer thread takes whatever has accumulated (up to ``batch_size`` rows) and stores it in one
-transaction, so under load batches grow by themselves and the per-row cost falls. If the buffer is full
+writer thread lets rows gather for up to ``linger`` seconds (less if a batch fills, or when someone
+waits in ``flush``) and stores them in one transaction, so the cost of a commit is shared by every row
+of the batch and under load batches grow by themselves. If the buffer is full
 the rows are dropped and counted (``mloop_prediction_log_dropped_total``) rather than slowing requests.
 
 When the store fails (down, locked, a broken file) a batch is appended to a local spill file instead
@@ -22,7 +23,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from mloop.data.predictions import DuplicateRequestId, PredictionRow, PredictionStore
+from mloop.data.predictions import DuplicateRequestId, PredictionLog, PredictionRow
 
 log = logging.getLogger(__name__)
 
@@ -33,24 +34,30 @@ DEFAULT_BATCH_SIZE = 2_000
 DROP_WARNING_INTERVAL = 10.0  # seconds between warnings about dropped rows
 REPLAY_INTERVAL = 1.0  # seconds between attempts to replay spilled rows
 REPLAY_CHUNK = 5_000
+# The writer lets rows gather this long before a transaction (unless a batch is full, or someone is
+# waiting in ``flush``): one commit per row would cost more CPU than the requests that made them.
+DEFAULT_LINGER_SECONDS = 0.05
 SPILL_SUFFIX = ".jsonl"
 
 
 class PredictionLogWriter:
-    """Buffers prediction rows and writes them to a ``PredictionStore`` from one background thread."""
+    """Buffers prediction rows and writes them to a ``PredictionLog`` from one background thread."""
 
     def __init__(
         self,
-        store: PredictionStore,
+        store: PredictionLog,
         on_drop: Callable[[int], None] | None = None,
         capacity: int = DEFAULT_CAPACITY,
         batch_size: int = DEFAULT_BATCH_SIZE,
         spill_dir: Path | None = None,
         on_spill: Callable[[int], None] | None = None,
         on_replay: Callable[[int], None] | None = None,
+        linger: float = DEFAULT_LINGER_SECONDS,
     ) -> None:
-        if capacity < 1 or batch_size < 1:
-            raise ValueError("capacity and batch_size must be positive")
+        if capacity < 1 or batch_size < 1 or linger < 0:
+            raise ValueError("capacity and batch_size must be positive, linger not negative")
+        self.linger = linger
+        self._flushing = 0  # callers waiting in flush(): the writer does not linger for them
         self.store = store
         self.capacity = capacity
         self.batch_size = batch_size
@@ -101,9 +108,12 @@ class PredictionLogWriter:
         with self._cond:
             room = 0 if self._closing else self.capacity - (self._accepted - self._done)
             accepted = rows if len(rows) <= room else rows[: max(room, 0)]
+            was_empty = not self._buffer
             self._buffer.extend(accepted)
             self._accepted += len(accepted)
-            self._cond.notify_all()
+            # The writer needs waking only for a first row or a full batch; it lingers for the rest.
+            if was_empty or len(self._buffer) >= self.batch_size:
+                self._cond.notify_all()
         lost = len(rows) - len(accepted)
         if lost:
             self._count_drop(lost)
@@ -126,11 +136,16 @@ class PredictionLogWriter:
         deadline = time.monotonic() + timeout
         with self._cond:
             target = self._accepted
-            while self._done < target:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self._thread is None or not self._thread.is_alive():
-                    return False
-                self._cond.wait(remaining)
+            self._flushing += 1
+            self._cond.notify_all()  # a lingering writer writes now
+            try:
+                while self._done < target:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or self._thread is None or not self._thread.is_alive():
+                        return False
+                    self._cond.wait(remaining)
+            finally:
+                self._flushing -= 1
         return True
 
     def close(self, timeout: float = 30.0) -> None:
@@ -159,6 +174,12 @@ class PredictionLogWriter:
                     self._cond.wait(wait)
                 else:
                     self._cond.wait()
+            deadline = time.monotonic() + self.linger
+            while len(self._buffer) < self.batch_size and not self._closing and not self._flushing:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
             n = min(len(self._buffer), self.batch_size)
             return [self._buffer.popleft() for _ in range(n)]
 

@@ -103,9 +103,21 @@ def build_request_model(contract: Contract, name: str = "PredictRecord") -> type
     return model
 
 
+_COLUMNS: dict[type[BaseModel], tuple[tuple[str, str], ...]] = {}
+
+
 def record_of(validated: BaseModel) -> dict[str, Any]:
-    """The features of a validated record keyed by column name, omitted nullable ones as None."""
-    return validated.model_dump(by_alias=True)
+    """The features of a validated record keyed by column name, omitted nullable ones as None.
+
+    ``model_dump(by_alias=True)`` for the flat models of ``build_request_model`` (scalars only), read
+    straight from the instance: it runs once per request on the hot path.
+    """
+    kind = type(validated)
+    columns = _COLUMNS.get(kind)
+    if columns is None:
+        columns = _COLUMNS[kind] = tuple((name, field.alias or name) for name, field in kind.model_fields.items())
+    values = validated.__dict__
+    return {column: values[name] for name, column in columns}
 
 
 # ------------------------------------------------------------------------------------ responses
@@ -182,6 +194,11 @@ class ModelResponse(_Response):
     classes: list[str] | None = None
     features: list[FeatureInfo]
     fast_path: FastPathInfo
+    artifact_sha256: str | None = Field(
+        default=None,
+        description="SHA-256 of the model files, checked against the one recorded at registration before loading; "
+        "None: the version has no recorded hash.",
+    )
     refused: RefusalInfo | None = Field(
         default=None, description="A newer target of the alias that failed to load or verify; this one keeps serving."
     )

@@ -6,6 +6,7 @@ study is shared: ``mloop train --worker`` processes run trials into it and ``mlo
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import socket
@@ -20,12 +21,13 @@ import pandas as pd
 from mlflow import MlflowClient
 from sklearn.model_selection import KFold, StratifiedKFold
 
-from mloop.config import MloopConfig
+from mloop.config import MloopConfig, TrainConfig
 from mloop.core.metrics import GREATER_IS_BETTER, score_model
 from mloop.data.contract import Contract
 from mloop.errors import TrainError
 from mloop.tracking.store import safe_uri as _safe
 from mloop.tracking.store import sqlalchemy_url
+from mloop.train.estimators import LabelEncodedClassifier, make_estimator
 from mloop.train.pipeline import pipeline_for
 
 Progress = Callable[[int, int, float | None], None]  # (finished trials, target, best value so far)
@@ -52,7 +54,23 @@ def _optuna() -> Any:
     return optuna
 
 
-def suggest(trial: Any, estimator: str, task: str) -> dict[str, Any]:
+def suggest(trial: Any, estimator: str, task: str, space: dict[str, TrainConfig.Param] | None = None) -> dict[str, Any]:
+    """One trial's parameters: from ``space`` (train.search.space) when given, else the built-in space."""
+    if space:
+        return {name: _suggest_one(trial, name, param) for name, param in space.items()}
+    return builtin_space(trial, estimator, task)
+
+
+def _suggest_one(trial: Any, name: str, param: TrainConfig.Param) -> Any:
+    if param.type == "categorical":
+        return trial.suggest_categorical(name, param.choices)
+    low, high = float(param.low or 0.0), float(param.high or 0.0)  # both set: the config refuses a range without
+    if param.type == "int":
+        return trial.suggest_int(name, int(low), int(high), step=int(param.step or 1), log=param.log)
+    return trial.suggest_float(name, low, high, step=param.step, log=param.log)
+
+
+def builtin_space(trial: Any, estimator: str, task: str) -> dict[str, Any]:
     """The search space of each estimator: the few parameters that matter, on sensible ranges."""
     if estimator == "hist_gradient_boosting":
         return {
@@ -84,6 +102,25 @@ def suggest(trial: Any, estimator: str, task: str) -> dict[str, Any]:
     }
 
 
+def check_space(config: MloopConfig) -> None:
+    """Refuse, before any trial, a configured parameter the estimator does not have (naming it)."""
+    space = config.train.search.space
+    if not space:
+        return
+    estimator = make_estimator(config.task, config.train.estimator, {}, config.train.seed, [])
+    # XGBoost classifiers are wrapped to encode labels; the searched parameters are the wrapped model's.
+    inner = estimator.estimator if isinstance(estimator, LabelEncodedClassifier) else estimator
+    known = sorted(inner.get_params(deep=False))
+    for name in space:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; its parameters are: {', '.join(known)}"
+            raise TrainError(
+                f"train.search.space.{name}: {type(inner).__name__} (train.estimator: {config.train.estimator}) "
+                f"has no parameter {name!r}{hint}"
+            )
+
+
 def study_name(config: MloopConfig, data_hash: str) -> str:
     # Same project and snapshot: same study, so workers started separately meet in it.
     return config.train.search.study or f"{config.name}-{data_hash[:12]}"
@@ -103,10 +140,34 @@ def search(
 ) -> SearchResult:
     """Run this process's share of the study (up to ``train.search.trials`` finished in all)."""
     optuna = _optuna()
+    check_space(config)
     cfg = config.train.search
-    metric = config.primary_metric
     name = study_name(config, data_hash)
     storage = _storage(optuna, sqlalchemy_url(cfg.storage)) if cfg.storage else None
+    try:
+        return _search(optuna, storage, name, X, y, contract, config, client, experiment_id, parent_run_id, progress)
+    finally:
+        if storage is not None:
+            # Every read of the study is done: close the pooled connections now, not whenever the garbage
+            # collector gets to them (psycopg warns about a connection deleted while open).
+            storage.engine.dispose()
+
+
+def _search(
+    optuna: Any,
+    storage: Any,
+    name: str,
+    X: pd.DataFrame,
+    y: pd.Series,
+    contract: Contract,
+    config: MloopConfig,
+    client: MlflowClient | None,
+    experiment_id: str | None,
+    parent_run_id: str | None,
+    progress: Progress | None,
+) -> SearchResult:
+    cfg = config.train.search
+    metric = config.primary_metric
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study = optuna.create_study(
@@ -122,7 +183,7 @@ def search(
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
     def objective(trial: Any) -> float:
-        params = suggest(trial, config.train.estimator, config.task)
+        params = suggest(trial, config.train.estimator, config.task, cfg.space)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         run_id = _child_run(client, experiment_id, parent_run_id, name, trial.number, params)
         scores: list[float] = []
@@ -163,8 +224,6 @@ def search(
         study.optimize(objective, n_trials=remaining, timeout=cfg.timeout_seconds, callbacks=callbacks)
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     pruned = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,)))
-    if storage is not None:
-        storage.engine.dispose()  # close pooled connections now, not whenever the garbage collector runs
     if not complete:
         raise TrainError(f"the search (study {name!r}) finished no trial; raise train.search.timeout_seconds.")
     return SearchResult(name, dict(study.best_params), float(study.best_value), len(complete) + pruned, pruned)

@@ -2,29 +2,35 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from mlflow.entities import Metric, Param
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
 from mloop.config import MloopConfig
-from mloop.core.metrics import classification_metrics, regression_metrics, score_model
+from mloop.core.metrics import classification_metrics, predict, regression_metrics, score_model, task_metrics
 from mloop.data.contract import Contract, load_contract
 from mloop.data.profile import build_profile
 from mloop.data.snapshot import Snapshot
 from mloop.errors import TrainError
 from mloop.project import Project
-from mloop.tracking.runs import CONTRACT_ARTIFACT, PROFILE_ARTIFACT, log_training_run
+from mloop.tracking.runs import CONTRACT_ARTIFACT, PROFILE_ARTIFACT, Late, log_training_run
 from mloop.tracking.store import connect
-from mloop.train.evaluate import evaluate
+from mloop.train.evaluate import start_evaluation
 from mloop.train.pipeline import pipeline_for
-from mloop.train.search import Progress, SearchResult, search
+from mloop.train.search import Progress, SearchResult, search, study_name
 from mloop.train.split import labelled, prepare, target_values
+
+BATCH_ROWS = 1000  # the batch of latency_1000_rows_ms
 
 __all__ = ["TrainResult", "cross_validate", "fit", "labelled", "search_worker", "target_values", "train"]
 
@@ -85,7 +91,8 @@ def fit(
         except ValueError as exc:
             raise TrainError(f"training failed: {exc}") from None
         cv = cross_validate(X_train, y_train, contract, config) if config.split.cv_folds >= 2 else {}
-        metrics = score_model(model, X_test, y_test, config.task)
+        predictions = predict(model, X_test, config.task)  # kept: the evaluation reuses them
+        metrics = task_metrics(y_test, predictions, config.task)
     return model, {
         "cv": cv,
         "X_train": X_train,
@@ -94,6 +101,7 @@ def fit(
         "X_test": X_test,
         "y_test": y_test,
         "metrics": metrics,
+        "predictions": predictions,
         "baseline": _baseline(y_train, y_test, config),
     }
 
@@ -141,7 +149,11 @@ def train(
 
 
 def search_worker(project: Project, snapshot: Snapshot, progress: Progress | None = None) -> SearchResult:
-    """Run trials of the project's shared study (``train.search.storage``) until it has enough."""
+    """Run trials of the project's shared study (``train.search.storage``) until it has enough.
+
+    This worker's trials are child runs of one parent run, which ends with the study's best parameters and
+    score so far (all workers), as the training run of an in-process search does.
+    """
     config = project.config
     if not config.train.search.storage or config.train.search.trials <= 0:
         raise TrainError(
@@ -152,17 +164,68 @@ def search_worker(project: Project, snapshot: Snapshot, progress: Progress | Non
     split = prepare(snapshot.read(), contract, config)
     client = connect(project)
     experiment = client.get_experiment_by_name(project.experiment_name)
-    with threadpool_limits(config.train.threads or None):
-        return search(
-            split.X_train,
-            split.y_train,
-            contract,
-            config,
-            data_hash=snapshot.hash,
-            client=client,
-            experiment_id=str(experiment.experiment_id) if experiment is not None else None,
-            progress=progress,
-        )
+    experiment_id = str(experiment.experiment_id) if experiment is not None else None
+    study = study_name(config, snapshot.hash)
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    parent = client.create_run(
+        str(experiment_id),
+        run_name=f"search-worker-{worker}",
+        tags={
+            "mloop.stage": "search-worker",
+            "mloop.study": study,
+            "mloop.worker": worker,
+            "mloop.data_hash": snapshot.hash,
+        },
+    ).info.run_id
+    try:
+        with threadpool_limits(config.train.threads or None):
+            found = search(
+                split.X_train,
+                split.y_train,
+                contract,
+                config,
+                data_hash=snapshot.hash,
+                client=client,
+                experiment_id=experiment_id,
+                parent_run_id=parent,
+                progress=progress,
+            )
+    except BaseException:
+        client.set_terminated(parent, "FAILED")
+        raise
+    metric = config.primary_metric
+    client.log_batch(
+        parent,
+        metrics=[
+            Metric(key, value, int(time.time() * 1000), 0)
+            for key, value in {
+                f"search_best_cv_{metric}": found.best_value,
+                "search_trials": float(found.trials),
+                "search_pruned": float(found.pruned),
+            }.items()
+            if value is not None
+        ],
+        params=[
+            Param("search.study", found.study),
+            Param("estimator", config.train.estimator),
+            *(Param(f"model.{k}", str(v)[:500]) for k, v in {**config.train.params, **found.best_params}.items()),
+        ],
+    )
+    client.set_terminated(parent, "FINISHED")
+    return found
+
+
+def _timed_head(model: Pipeline, X_train: pd.DataFrame) -> tuple[np.ndarray | None, float | None]:
+    """Predictions of the first 1,000 training rows (the profile needs them all) and how long they took.
+
+    That is the batch latency: a call of its own would cost as much again. (None, None) with fewer rows:
+    the evaluation then times the holdout repeated to 1,000 rows.
+    """
+    if len(X_train) < BATCH_ROWS:
+        return None, None
+    started = time.perf_counter()
+    head = np.asarray(model.predict(X_train.iloc[:BATCH_ROWS]))
+    return head, (time.perf_counter() - started) * 1000
 
 
 def _train(
@@ -179,70 +242,89 @@ def _train(
     best = found.best_params if found is not None else None
     model, parts = fit(data, contract, config, best)
     X_train: pd.DataFrame = parts["X_train"]
-    predictions = model.predict(X_train)
-    profile = build_profile(
-        X_train,
-        numeric=contract.numeric_features,
-        categorical=contract.categorical_features,
-        prediction=np.asarray(predictions),
-        prediction_kind="categorical" if config.task == "classification" else "numeric",
-    )
-    metrics = dict(parts["metrics"])
-    evaluation = evaluate(model, parts["X_test"], parts["y_test"], parts["test"], config)
-    metrics.update(evaluation.metrics)
-    metrics.update(parts["cv"])
-    failed = evaluation.behaviour_failed
-    params = {
-        "task": config.task,
-        "estimator": config.train.estimator,
-        "seed": config.train.seed,
-        "split": config.split.strategy,
-        "test_fraction": config.split.test_fraction,
-        "cv_folds": config.split.cv_folds,
-        "high_cardinality": config.train.high_cardinality,
-        "time_column": config.data.time_column,
-        "rows_train": len(X_train),
-        "rows_test": len(parts["X_test"]),
-        "n_features": X_train.shape[1],
-        **{f"model.{k}": v for k, v in {**config.train.params, **(best or {})}.items()},
-    }
-    if found is not None:
-        params.update({"search.study": found.study, "search.trials": found.trials})
-        metrics.update({"search_trials": float(found.trials), "search_pruned": float(found.pruned)})
-        if found.best_value is not None:
-            metrics[f"search_best_cv_{config.primary_metric}"] = found.best_value
-    holdout = parts["test"][[*contract.features, config.data.target]]
-    train_frame = data.loc[X_train.index]
-    logged = log_training_run(
-        project,
-        model=model,
-        contract=contract,
-        snapshot=snapshot,
-        train_frame=train_frame,
-        features=parts["X_test"],
-        holdout=holdout,
-        params=params,
-        metrics={**metrics, **{f"baseline_{k}": v for k, v in parts["baseline"].items()}},
-        tags={
-            "mloop.contract_hash": contract.hash(),
-            "mloop.task": config.task,
-            "mloop.rows_train": str(len(X_train)),
-            # Behavioural checks fail the evaluation: the tag says so and the gate refuses the version.
-            "mloop.evaluation": f"failed: {', '.join(failed)}" if failed else "passed",
-            **(tags or {}),
-        },
-        artifacts={
-            PROFILE_ARTIFACT: profile.to_json(),
-            CONTRACT_ARTIFACT: project.contract_path.read_text(encoding="utf-8"),
-            **evaluation.artifacts,
-        },
-        images=evaluation.images,
-        run_id=run_id,
-    )
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mloop-evaluation") as pool:
+        # The permutation importance goes on in a worker thread while this one profiles and logs: its tree
+        # code runs without the GIL, and this thread helps with it once its own work is done.
+        head_predictions, batch_ms = _timed_head(model, X_train)  # before the worker starts: a clean timing
+        pending = start_evaluation(
+            model, parts["X_test"], parts["y_test"], parts["test"], config, pool, parts["predictions"], batch_ms
+        )
+        evaluated = pending.done
+        if head_predictions is None:
+            train_predictions = np.asarray(model.predict(X_train))
+        elif len(X_train) > BATCH_ROWS:
+            rest = np.asarray(model.predict(X_train.iloc[BATCH_ROWS:]))
+            train_predictions = np.concatenate([head_predictions, rest])
+        else:
+            train_predictions = head_predictions
+        profile = build_profile(
+            X_train,
+            numeric=contract.numeric_features,
+            categorical=contract.categorical_features,
+            prediction=train_predictions,
+            prediction_kind="categorical" if config.task == "classification" else "numeric",
+        )
+        metrics = dict(parts["metrics"])
+        metrics.update(parts["cv"])
+        failed = evaluated.behaviour_failed
+        params = {
+            "task": config.task,
+            "estimator": config.train.estimator,
+            "seed": config.train.seed,
+            "split": config.split.strategy,
+            "test_fraction": config.split.test_fraction,
+            "cv_folds": config.split.cv_folds,
+            "high_cardinality": config.train.high_cardinality,
+            "time_column": config.data.time_column,
+            "rows_train": len(X_train),
+            "rows_test": len(parts["X_test"]),
+            "n_features": X_train.shape[1],
+            **{f"model.{k}": v for k, v in {**config.train.params, **(best or {})}.items()},
+        }
+        if found is not None:
+            params.update({"search.study": found.study, "search.trials": found.trials})
+            metrics.update({"search_trials": float(found.trials), "search_pruned": float(found.pruned)})
+            if found.best_value is not None:
+                metrics[f"search_best_cv_{config.primary_metric}"] = found.best_value
+        holdout = parts["test"][[*contract.features, config.data.target]]
+        train_frame = data.loc[X_train.index]
+        evaluation = evaluated
+
+        def late() -> Late:
+            nonlocal evaluation
+            evaluation = pending.result()
+            return evaluation.metrics, evaluation.artifacts, evaluation.images
+
+        logged = log_training_run(
+            project,
+            model=model,
+            contract=contract,
+            snapshot=snapshot,
+            train_frame=train_frame,
+            features=parts["X_test"],
+            holdout=holdout,
+            params=params,
+            metrics={**metrics, **{f"baseline_{k}": v for k, v in parts["baseline"].items()}},
+            tags={
+                "mloop.contract_hash": contract.hash(),
+                "mloop.task": config.task,
+                "mloop.rows_train": str(len(X_train)),
+                # Behavioural checks fail the evaluation: the tag says so and the gate refuses the version.
+                "mloop.evaluation": f"failed: {', '.join(failed)}" if failed else "passed",
+                **(tags or {}),
+            },
+            artifacts={
+                PROFILE_ARTIFACT: profile.to_json(),
+                CONTRACT_ARTIFACT: project.contract_path.read_text(encoding="utf-8"),
+            },
+            run_id=run_id,
+            example_output=parts["predictions"].values[:5],
+            late=late,
+        )
     return TrainResult(
         run_id=logged.run_id,
         model_uri=logged.model_uri,
-        metrics=metrics,
+        metrics={**parts["metrics"], **evaluation.metrics, **metrics},
         baseline=parts["baseline"],
         rows_train=len(X_train),
         rows_test=len(parts["X_test"]),

@@ -40,7 +40,7 @@ def test_single_prediction_equals_the_pipeline(client: httpx.Client, champion: A
     body = response.json()
     assert set(body) == {"prediction", "request_id", "model_version"}
     assert body["model_version"] == version
-    assert uuid.UUID(body["request_id"]).version == 4
+    assert uuid.UUID(body["request_id"]).version == 7  # time-ordered: the log's index grows at its end
     assert body["prediction"] == pytest.approx(expected(champion, csv_rows.head(1))[0], rel=1e-12)
 
 

@@ -6,6 +6,7 @@ included), must answer what /v1/predict and the pipeline offline answer, and be 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -227,3 +228,40 @@ def test_every_protocol_is_counted_in_metrics(client: httpx.Client) -> None:
     text = client.get("/metrics").text
     for endpoint in ("/invocations", "/v2/models/{name}/infer"):
         assert f'endpoint="{endpoint}"' in text
+
+
+def test_docs_show_the_protocol_bodies(client: httpx.Client) -> None:
+    schema = client.get("/openapi.json").json()
+    components, paths = schema["components"]["schemas"], schema["paths"]
+    invocations = paths["/invocations"]["post"]
+    formats = invocations["requestBody"]["content"]
+    refs = {item.get("$ref", "").rsplit("/", 1)[-1] for item in formats["application/json"]["schema"]["oneOf"]}
+    assert {
+        "MlflowDataframeSplit",
+        "MlflowDataframeRecords",
+        "MlflowInputs",
+        "MlflowInstances",
+        "PredictRecord",
+    } <= refs
+    assert "text/csv" in formats
+    assert components["MlflowDataframeRecords"]["properties"]["dataframe_records"]["items"] == {
+        "$ref": "#/components/schemas/PredictRecord"
+    }
+    assert invocations["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "InvocationsResponse"
+    )
+    for path in ("/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer"):
+        infer = paths[path]["post"]
+        assert infer["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("V2InferenceRequest")
+        assert infer["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
+            "V2InferenceResponse"
+        )
+    tensor = components["V2InferenceRequest"]["properties"]["inputs"]["items"]
+    assert (
+        tensor["required"] == ["name", "shape", "datatype", "data"]
+        and "FP64" in tensor["properties"]["datatype"]["enum"]
+    )
+    # Every reference in the document resolves to a component.
+    text = client.get("/openapi.json").text
+    for ref in set(re.findall(r'"#/components/schemas/([^"]+)"', text)):
+        assert ref in components, ref

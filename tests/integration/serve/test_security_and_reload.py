@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import pickle
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import httpx
 import mlflow
@@ -15,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mloop.data.predictions import PredictionStore
 from mloop.project import Project
-from mloop.registry.versions import CHALLENGER, CHAMPION, alias_version, set_alias
+from mloop.registry.versions import ARTIFACT_HASH_TAG, CHALLENGER, CHAMPION, alias_version, set_alias
 from mloop.tracking.store import connect
 
 from .conftest import as_records, post, run_server, wait_for
@@ -118,6 +121,64 @@ def _copy_version(project: Project, tmp_path: Path) -> str:
     for key, value in info.tags.items():
         client.set_model_version_tag(project.name, version.version, key, value)
     return str(version.version)
+
+
+class _RunsWhenLoaded:
+    """Unpickling this creates a directory: what any code in a tampered pickle could do instead."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return (os.mkdir, (str(self.marker),))
+
+
+def _stored_files(project: Project, version: str) -> Path:
+    uri = connect(project).get_model_version_download_uri(project.name, version)
+    return Path(unquote(urlparse(uri).path)) if uri.startswith("file:") else Path(uri)
+
+
+def test_a_tampered_artifact_is_refused_before_it_is_loaded(
+    project: Project, champion: Any, csv_rows: pd.DataFrame, tmp_path: Path
+) -> None:
+    old = champion[2]
+    info = alias_version(project, CHAMPION)
+    assert info is not None
+    recorded = info.tags[ARTIFACT_HASH_TAG]  # mloop register hashed the champion's files
+    # A registered copy of the champion (same files, same tags, so the same recorded hash) whose stored
+    # model.pkl is then replaced by a valid pickle that runs code when loaded.
+    bad = _copy_version(project, tmp_path / "copy")
+    marker = tmp_path / "the-tampered-pickle-ran"
+    pickles = list(_stored_files(project, bad).rglob("*.pkl"))
+    assert pickles
+    for pickled in pickles:
+        pickled.write_bytes(pickle.dumps(_RunsWhenLoaded(marker)))
+    proof = tmp_path / "loading-it-would-run-code"
+    pickle.loads(pickle.dumps(_RunsWhenLoaded(proof)))  # noqa: S301 - shows what loading would have done
+    assert proof.is_dir()
+
+    record = as_records(csv_rows.head(1), champion[1])[0]
+    env = {"MLOOP_API_KEYS": KEY, "MLOOP_SERVE__RELOAD_INTERVAL_SECONDS": "3600"}  # only /admin/reload loads
+    try:
+        with run_server(project, tmp_path, env=env) as srv, srv.client() as http:
+            before = http.get("/v1/model").json()
+            set_alias(project, bad, CHAMPION)
+            reload = http.post("/admin/reload", headers={"x-api-key": KEY})
+            described = http.get("/v1/model").json()
+            answer = http.post("/v1/predict", json=record, headers={"x-api-key": KEY})
+            refused = _samples(http.get("/metrics").text, "mloop_model_refused_total")
+            log = srv.log()
+    finally:
+        set_alias(project, old, CHAMPION)
+
+    assert before["artifact_sha256"] == recorded
+    assert reload.status_code == 200 and reload.json()["refused"]["version"] == bad
+    assert "do not match the hash recorded at registration" in reload.json()["refused"]["reason"]
+    assert described["version"] == old and described["refused"]["version"] == bad
+    assert answer.status_code == 200 and answer.json()["model_version"] == old
+    assert refused == {bad: 1.0}
+    assert f"refused champion version {bad}" in log and "do not match the hash" in log
+    assert not marker.exists()  # the tampered pickle was never loaded
 
 
 def test_the_challenger_shadows_requests_off_the_response_path(

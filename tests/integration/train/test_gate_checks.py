@@ -129,7 +129,10 @@ def test_training_logs_the_evaluation(champion: Champion) -> None:
     png = Path(champion.client.download_artifacts(run_id, "plots/residuals.png")).read_bytes()
     assert png.startswith(b"\x89PNG")
     evaluation = json.loads(Path(champion.client.download_artifacts(run_id, "evaluation.json")).read_text())
-    assert set(evaluation) == {"slices", "behaviour", "permutation_importance"}
+    assert set(evaluation) == {"slices", "behaviour", "permutation_importance", "permutation_importance_sample"}
+    every = evaluation["permutation_importance"]  # every input, most important first; the top ten are metrics
+    assert len(every) == int(run.data.params["n_features"]) and list(every)[0] == top.removeprefix("importance.")
+    assert evaluation["permutation_importance_sample"]["metric"] == "rmse"
     assert all(s["rows"] >= 8 for s in evaluation["slices"]["Neighborhood"].values())
     # detail metrics stay on the run; the version carries the headline ones
     tags = versions.get_version(champion.project, "1").tags

@@ -3,11 +3,13 @@ processes sharing one study in the local PostgreSQL."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
 import sys
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -126,13 +128,36 @@ def test_two_workers_share_one_study_in_postgresql(tmp_path: Path, ames: pd.Data
     assert 6 <= len(done) <= 8  # each worker stops once the study has 6; one may finish a trial in flight
     assert len({t.user_attrs["worker"] for t in done}) == 2  # both processes ran trials
 
+    # each worker's trials are child runs of that worker's parent run, which ends with the study's best
+    client = MlflowClient(project.tracking_uri)
+    experiment = client.get_experiment_by_name(project.experiment_name)
+    assert experiment is not None
+    parents = client.search_runs([experiment.experiment_id], "tags.`mloop.stage` = 'search-worker'")
+    assert len(parents) == 2 and {p.info.status for p in parents} == {"FINISHED"}
+    assert {p.data.tags["mloop.study"] for p in parents} == {summaries[0]["study"]}
+    assert {p.data.tags["mloop.worker"] for p in parents} == {t.user_attrs["worker"] for t in done}
+    trials = client.search_runs([experiment.experiment_id], "tags.`mloop.stage` = 'search'", max_results=100)
+    assert len(trials) == len(done)
+    assert {t.data.tags["mlflow.parentRunId"] for t in trials} == {p.info.run_id for p in parents}
+    for parent in parents:
+        assert parent.data.metrics["search_best_cv_rmse"] >= study.best_value  # the best when it stopped
+        assert {"model.learning_rate", "search.study"} <= set(parent.data.params)
+
     # the coordinator (plain `mloop train`) finds the study full, runs no trial, and fits the best parameters
     coordinator = subprocess.run(command[:-2] + ["--json"], env=env, capture_output=True, text=True, timeout=600)
     assert coordinator.returncode == 0, coordinator.stderr
-    run = MlflowClient(project.tracking_uri).get_run(json.loads(coordinator.stdout)["run_id"])
+    run = client.get_run(json.loads(coordinator.stdout)["run_id"])
     assert run.data.metrics["search_trials"] == len(done)
     assert float(run.data.params["model.learning_rate"]) == pytest.approx(study.best_params["learning_rate"])
     storage.engine.dispose()
+
+    # in this process too, and it leaves no PostgreSQL connection open behind it
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        trained = stages.train_stage(project)
+        gc.collect()
+    assert trained.metrics["search_trials"] == len(done)
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)], [str(w.message) for w in caught]
 
 
 def test_psycopg_uris_name_an_installed_driver() -> None:

@@ -1,8 +1,9 @@
-"""The prediction log store on a real SQLite file."""
+"""The prediction log stores: every behaviour test runs on a real SQLite file and on the local PostgreSQL."""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,20 +11,27 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mloop.data.predictions import COLUMNS, DuplicateRequestId, PredictionRow, PredictionStore
+from mloop.data.predictions import COLUMNS, DuplicateRequestId, PredictionLog, PredictionRow, PredictionStore
+from mloop.data.predictions_pg import PgPredictionStore
 from mloop.errors import ServeError
+from tests.postgres_schema import fresh_schema
 
 
 def row(request_id: str, ts: str, version: str = "1", prediction: Any = 100.0, **features: Any) -> PredictionRow:
     return PredictionRow(request_id, ts, version, features or {"area": 1.0, "kind": "a"}, prediction, 2.5)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> PredictionStore:
-    return PredictionStore(tmp_path / "log" / "predictions.db")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PredictionLog]:
+    """The same behaviour is owed by both stores: a SQLite file, or a table in a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield PredictionStore(tmp_path / "log" / "predictions.db")
+        return
+    with fresh_schema() as (url, _):
+        yield PgPredictionStore(url)
 
 
-def test_rows_come_back_with_features_as_columns_and_json_decoded(store: PredictionStore) -> None:
+def test_rows_come_back_with_features_as_columns_and_json_decoded(store: PredictionLog) -> None:
     store.write_many(
         [
             row("a", "2026-01-01T00:00:00.000000+00:00", area=1.5, kind=None, rooms=3),
@@ -51,13 +59,13 @@ def test_rows_come_back_with_features_as_columns_and_json_decoded(store: Predict
     assert frame["label"].tolist() == [None, None] and frame["latency_ms"].tolist() == [2.5, 2.5]
 
 
-def test_empty_log_reads_as_an_empty_frame(store: PredictionStore) -> None:
+def test_empty_log_reads_as_an_empty_frame(store: PredictionLog) -> None:
     frame = store.read()
     assert frame.empty and "request_id" in frame.columns
     assert store.count() == 0
 
 
-def test_order_is_time_then_insertion(store: PredictionStore) -> None:
+def test_order_is_time_then_insertion(store: PredictionLog) -> None:
     same = "2026-01-01T00:00:05.000000+00:00"
     store.write_many([row("late", "2026-01-01T00:00:09.000000+00:00"), row("x", same), row("y", same)])
     store.write_many([row("early", "2026-01-01T00:00:01.000000+00:00"), row("z", same)])
@@ -67,7 +75,7 @@ def test_order_is_time_then_insertion(store: PredictionStore) -> None:
     assert store.read(last=0).empty
 
 
-def test_filters_by_version_time_and_label(store: PredictionStore) -> None:
+def test_filters_by_version_time_and_label(store: PredictionLog) -> None:
     store.write_many(
         [
             row("a", "2026-01-01T00:00:00.000000+00:00", version="1"),
@@ -86,7 +94,7 @@ def test_filters_by_version_time_and_label(store: PredictionStore) -> None:
     assert store.count(since="2026-01-03") == 1
 
 
-def test_labels_are_attached_all_or_nothing(store: PredictionStore) -> None:
+def test_labels_are_attached_all_or_nothing(store: PredictionLog) -> None:
     store.write_many([row("a", "2026-01-01T00:00:00.000000+00:00"), row("b", "2026-01-01T00:00:01.000000+00:00")])
 
     assert store.attach_labels([("a", 1.0), ("nope", 2.0), ("b", 3.0), ("gone", 4.0)]) == ["nope", "gone"]
@@ -98,9 +106,9 @@ def test_labels_are_attached_all_or_nothing(store: PredictionStore) -> None:
     assert all(pd.Timestamp(ts).tz is not None for ts in frame["label_ts"])
 
 
-def test_a_batch_with_a_repeated_request_id_writes_nothing(store: PredictionStore) -> None:
+def test_a_batch_with_a_repeated_request_id_writes_nothing(store: PredictionLog) -> None:
     store.write_many([row("a", "2026-01-01T00:00:00.000000+00:00")])
-    with pytest.raises(ServeError, match="UNIQUE"):
+    with pytest.raises(DuplicateRequestId, match="request_id"):
         store.write_many([row("b", "2026-01-01T00:00:01.000000+00:00"), row("a", "2026-01-01T00:00:02.000000+00:00")])
     assert store.read()["request_id"].tolist() == ["a"]
 
@@ -143,13 +151,13 @@ def test_a_file_that_is_not_sqlite_is_refused(tmp_path: Path) -> None:
     assert path.read_bytes().startswith(b"this is not a database")
 
 
-def test_numpy_values_and_nan_are_stored_as_json(store: PredictionStore) -> None:
+def test_numpy_values_and_nan_are_stored_as_json(store: PredictionLog) -> None:
     store.write_many([row("a", "2026-01-01T00:00:00.000000+00:00", prediction=np.float64(1.25), area=float("nan"))])
     frame = store.read()
     assert frame["prediction"].iloc[0] == 1.25 and np.isnan(frame["area"].iloc[0])
 
 
-def test_replaying_rows_skips_those_already_stored(store: PredictionStore) -> None:
+def test_replaying_rows_skips_those_already_stored(store: PredictionLog) -> None:
     first = row("a", "2026-01-01T00:00:00.000000+00:00")
     store.write_many([first])
     with pytest.raises(DuplicateRequestId):

@@ -89,3 +89,51 @@ def test_relative_error() -> None:
     assert max_relative_error(np.array([100.0, np.nan]), np.array([100.0001, np.nan])) == pytest.approx(1e-6)
     assert max_relative_error(np.array([1.0]), np.array([np.nan])) == math.inf
     assert max_relative_error(np.array([1.0, 2.0]), np.array([1.0])) == math.inf
+
+
+def _odd_records(frame: pd.DataFrame, contract: Contract) -> list[dict[str, object]]:
+    """Rows with every kind of value a request can carry: missing numbers, unknown and missing categories."""
+    odd = frame.head(40).copy()
+    odd.loc[odd.index[::3], "town"] = "nowhere"
+    odd.loc[odd.index[1::3], "town"] = None
+    odd.loc[odd.index[::4], "area"] = np.nan
+    odd.loc[odd.index[::5], "roof"] = "thatch"
+    return records_of(odd[contract.features])
+
+
+@pytest.mark.parametrize("task", ["regression", "binary", "multiclass"])
+def test_generated_code_and_the_estimators_trees_agree_exactly(data: tuple[pd.DataFrame, Contract], task: str) -> None:
+    frame, _ = data
+    if task == "regression":
+        target, labelled = "price", frame
+    else:
+        cuts = [frame["price"].median()] if task == "binary" else list(frame["price"].quantile([0.33, 0.66]))
+        labelled = frame.assign(band=np.digitize(frame["price"], cuts).astype(str)).drop(columns="price")
+        target = "band"
+    contract = infer_contract(labelled, target)
+    kind = "regression" if task == "regression" else "classification"
+    pipeline = build_pipeline(contract, kind).fit(coerce_frame(labelled, contract), labelled[target])
+    compiled = compile_pipeline(pipeline)
+    assert compiled.code is not None  # small batches take the generated code
+    records = _odd_records(labelled, contract)
+    small, small_proba = compiled.scores_small(records, proba=kind == "classification")
+    large, large_proba = compiled.scores_large(records, proba=kind == "classification")
+    frame_in = coerce_frame(pd.DataFrame(records, columns=contract.features), contract)
+    assert np.array_equal(small, large) and np.array_equal(small, pipeline.predict(frame_in))
+    if kind == "classification":
+        assert small_proba is not None and large_proba is not None
+        assert np.array_equal(small_proba, large_proba)
+        assert max_relative_error(pipeline.predict_proba(frame_in), small_proba) <= 1e-12
+    one_by_one = np.concatenate([compiled.predict([r]) for r in records])
+    assert np.array_equal(one_by_one, small)  # a batch of one, as a single request is scored
+
+
+def test_a_wrong_generated_tree_fails_verification(data: tuple[pd.DataFrame, Contract]) -> None:
+    frame, contract = data
+    pipeline = build_pipeline(contract, "regression").fit(coerce_frame(frame, contract), frame["price"])
+    compiled = compile_pipeline(pipeline)
+    assert compiled.code is not None
+    right = compiled.code.function
+    compiled.code.function = lambda row: tuple(v + 1.0 for v in right(row))
+    # Only the small-batch path is wrong, and verification checks it too.
+    assert verify(compiled, pipeline, frame, contract, "regression") > 1e-6

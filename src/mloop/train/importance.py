@@ -1,0 +1,479 @@
+"""Permutation feature importance on the holdout, computed where it is cheap and still exact.
+
+The importance of a feature is how much worse the primary metric gets when that feature's values are
+shuffled across the rows, averaged over a few shuffles (scikit-learn's definition). Every step of
+mloop's preprocessing is row-wise, so shuffling a raw column equals shuffling the block of encoded
+columns it became (one column, or one per category or class): the holdout is encoded once and only the
+estimator predicts. Three ways to predict, fastest first, each checked before it is trusted:
+
+- tree ensembles of HistGradientBoosting: a shuffled feature changes only the trees that split on it,
+  so the others' outputs are computed once and reused (Ames: each tree uses ~27% of the features);
+- any estimator on the encoded matrix: a column's shuffled copies are stacked into one ``predict`` call,
+  and the preprocessing is not run again for each (its per-call validation costs more than the rows);
+- the whole pipeline on the raw rows, stacked the same way, when the encoded blocks cannot be told.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+from sklearn.compose import ColumnTransformer
+from sklearn.pipeline import Pipeline
+
+from mloop.core.metrics import GREATER_IS_BETTER, Predictions
+
+_CHUNK_CELLS = 1 << 22  # stacked matrices are predicted in chunks of about this many cells (32 MiB of floats)
+
+Scorer = Callable[[Predictions], float]
+# Predicts ``repeats`` stacked copies of the sample in which the columns of one block were shuffled.
+Permuted = Callable[[int, list[np.ndarray]], list[Predictions]]
+
+
+def permutation_importance(
+    model: Any,
+    X: pd.DataFrame,
+    y: pd.Series,
+    task: str,
+    metric: str,
+    *,
+    rows: int,
+    repeats: int,
+    seed: int,
+    reference: Predictions | None = None,
+) -> dict[str, float]:
+    """Mean worsening of ``metric`` when each input column of ``X`` is shuffled, most important first.
+
+    At most ``rows`` holdout rows (a seeded sample) and ``repeats`` shuffles per column. ``reference``:
+    the pipeline's predictions on all of ``X``, which a fast path must reproduce to be used.
+    """
+    return PermutationImportance(
+        model, X, y, task, metric, rows=rows, repeats=repeats, seed=seed, reference=reference
+    ).compute()
+
+
+class PermutationImportance:
+    """``permutation_importance`` as a job: ``compute()`` in one thread, ``help()`` from others.
+
+    A thread that would otherwise wait for the result (the trainer, once its own work is done) calls
+    ``help()`` and takes columns too; the tree code runs without the GIL, so two threads use two cores.
+    The shuffles are drawn up front, so the result does not depend on which thread did which column.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        X: pd.DataFrame,
+        y: pd.Series,
+        task: str,
+        metric: str,
+        *,
+        rows: int,
+        repeats: int,
+        seed: int,
+        reference: Predictions | None = None,
+    ) -> None:
+        self._args = (model, X, y, task, metric, rows, repeats, seed, reference)
+        self._names = [str(c) for c in X.columns]
+        self._ready = threading.Event()
+        self._lock = threading.Lock()
+        self._finished = threading.Condition(self._lock)
+        self._next = 0
+        self._done = 0
+        self._drops: list[float] = [0.0] * len(self._names)
+        self._error: BaseException | None = None
+        self._work: list[tuple[int, list[np.ndarray]]] = []
+
+    def compute(self) -> dict[str, float]:
+        try:
+            self._prepare()
+        except BaseException as exc:
+            self._error = exc
+            raise
+        finally:
+            self._ready.set()
+        self._take_columns()
+        with self._finished:
+            self._finished.wait_for(lambda: self._done == len(self._work))
+        if self._error is not None:
+            raise self._error
+        return dict(sorted(zip(self._names, self._drops, strict=True), key=lambda kv: -kv[1]))
+
+    def help(self) -> None:
+        """Take columns until none is left (returns at once if the job is still preparing)."""
+        if self._ready.is_set() and self._error is None:
+            self._take_columns()
+
+    def _prepare(self) -> None:
+        model, X, y, task, metric, rows, repeats, seed, reference = self._args
+        rng = np.random.RandomState(seed)
+        positions = np.arange(len(X)) if len(X) <= rows else np.sort(rng.choice(len(X), rows, replace=False))
+        sample = X.iloc[positions]
+        classes = [] if task == "regression" else [str(c) for c in model.classes_]
+        self._score = _scorer(metric, task, y.iloc[positions].to_numpy(), classes)
+        expected = None if reference is None else reference.subset(positions)
+        # The checks draw from their own generator: every path then shuffles the same way (same importances).
+        base, self._permuted, blocks = _fast_paths(
+            model, sample, task, classes, np.random.RandomState(seed + 1), expected
+        )
+        if base is None:
+            base, self._permuted, blocks = _raw_path(model, sample, task, classes)
+        self._sign = 1.0 if GREATER_IS_BETTER[metric] else -1.0
+        self._baseline = self._score(base)
+        # Columns the model never sees keep 0.0: shuffling them changes nothing.
+        self._work = [
+            (index, [rng.permutation(len(sample)) for _ in range(repeats)])
+            for index in range(len(self._names))
+            if blocks[index]
+        ]
+
+    def _take_columns(self) -> None:
+        while True:
+            with self._lock:
+                if self._next >= len(self._work) or self._error is not None:
+                    return
+                index, perms = self._work[self._next]
+                self._next += 1
+            try:
+                drops = [self._sign * (self._baseline - self._score(p)) for p in self._permuted(index, perms)]
+                self._drops[index] = float(np.mean(drops))
+            except BaseException as exc:
+                self._error = exc
+                raise
+            finally:
+                with self._finished:
+                    self._done += 1
+                    self._finished.notify_all()
+
+
+# -- scoring ------------------------------------------------------------------------------------------
+
+
+def _scorer(metric: str, task: str, y: np.ndarray, classes: list[str]) -> Scorer:
+    """The primary metric of predictions on the sample; regression in plain NumPy (called once per shuffle)."""
+    if task == "regression":
+        yt = y.astype(float)
+        centred = float(np.sum((yt - yt.mean()) ** 2))
+        denominator = np.maximum(np.abs(yt), np.finfo(np.float64).eps)
+        regression: dict[str, Callable[[np.ndarray], float]] = {
+            "rmse": lambda p: float(np.sqrt(np.mean((yt - p) ** 2))),
+            "mae": lambda p: float(np.mean(np.abs(yt - p))),
+            "mape": lambda p: float(np.mean(np.abs(yt - p) / denominator)),
+            "r2": lambda p: 1.0 - float(np.sum((yt - p) ** 2)) / centred if centred > 0 else 0.0,
+        }
+        fn = regression[metric]
+        return lambda pred: fn(pred.values)
+    labels = y.astype(str)
+    binary = len(classes) == 2
+
+    def classification(pred: Predictions) -> float:
+        if metric == "accuracy":
+            return float(np.mean(labels == pred.values))
+        if metric == "f1":
+            if binary:
+                return float(skm.f1_score(labels, pred.values, average="binary", pos_label=classes[1]))
+            return float(skm.f1_score(labels, pred.values, average="macro"))
+        proba = np.asarray(pred.proba)  # every path predicts probabilities for classifiers
+        if metric == "log_loss":
+            return float(skm.log_loss(labels, proba, labels=classes))
+        if binary:
+            return float(skm.roc_auc_score(labels == classes[1], proba[:, 1]))
+        return float(skm.roc_auc_score(labels, proba, multi_class="ovr", labels=classes))
+
+    return classification
+
+
+def _from_proba(proba: np.ndarray, classes: list[str]) -> Predictions:
+    # Every mloop classifier predicts the most probable class (HistGradientBoosting, forests, LightGBM and
+    # XGBoost by definition; logistic regression's decision function has the same argmax).
+    return Predictions(np.asarray(classes)[np.argmax(proba, axis=1)], proba, classes)
+
+
+def _predictions(estimator: Any, data: Any, task: str, classes: list[str]) -> Predictions:
+    if task == "regression":
+        return Predictions(np.asarray(estimator.predict(data), dtype=float))
+    return _from_proba(np.asarray(estimator.predict_proba(data)), classes)
+
+
+def _split(stacked: Predictions, n: int, repeats: int) -> list[Predictions]:
+    out = []
+    for r in range(repeats):
+        rows = slice(r * n, (r + 1) * n)
+        proba = None if stacked.proba is None else stacked.proba[rows]
+        out.append(Predictions(stacked.values[rows], proba, stacked.classes))
+    return out
+
+
+def _close(a: Predictions, b: Predictions | None) -> bool:
+    """Whether a fast path reproduces the pipeline's own predictions on the sample."""
+    if b is None:
+        return True
+    if a.proba is not None and b.proba is not None:
+        return bool(np.allclose(a.proba, b.proba, rtol=1e-7, atol=1e-9))
+    if a.values.dtype.kind == "f":
+        return bool(np.allclose(a.values, b.values, rtol=1e-7, atol=1e-9))
+    return bool(np.array_equal(a.values, b.values))
+
+
+# -- where the blocks of encoded columns are ----------------------------------------------------------
+
+
+def _blocks(preprocess: ColumnTransformer, columns: Sequence[str]) -> list[list[int]] | None:
+    """For each input column, the encoded columns made from it alone; None when that cannot be told."""
+    position = {str(c): i for i, c in enumerate(columns)}
+    out: list[list[int]] = [[] for _ in columns]
+    for name, transformer, selected in preprocess.transformers_:
+        if transformer == "drop" or name not in preprocess.output_indices_:
+            continue
+        inputs = [str(c) for c in (selected if isinstance(selected, list) else list(np.asarray(selected)))]
+        if any(c not in position for c in inputs):
+            return None
+        where = preprocess.output_indices_[name]
+        width = where.stop - where.start
+        if width == len(inputs):  # one output per input, in order
+            for k, column in enumerate(inputs):
+                out[position[column]].append(where.start + k)
+            continue
+        try:  # one-hot (column_category) or per-class target encoding (column_class): prefixes, in order
+            names = [str(n) for n in transformer.get_feature_names_out(inputs)]
+        except (AttributeError, ValueError, TypeError):
+            return None
+        if len(names) != width:
+            return None
+        current = 0
+        for k, encoded in enumerate(names):
+            fits = [
+                i for i in range(current, len(inputs)) if encoded == inputs[i] or encoded.startswith(f"{inputs[i]}_")
+            ]
+            if len(fits) != 1:  # a column name that is a prefix of another: ambiguous, do it the slow way
+                return None
+            current = fits[0]
+            out[position[inputs[current]]].append(where.start + k)
+    return out
+
+
+def _encode_checked(
+    transform: Callable[[Any], Any],
+    source: Any,
+    blocks: list[list[int]],
+    rng: np.random.RandomState,
+    rows: int = 32,
+) -> np.ndarray | None:
+    """``transform(source)``, checked in the same call: the first rows are appended with each input
+    shuffled differently, and each block of outputs must come out shuffled exactly the same way.
+
+    None when they do not (an encoding that is not row-wise, or blocks told wrongly).
+    """
+    total = len(source)
+    n = min(rows, total)
+    perms = [np.roll(rng.permutation(n), i) for i in range(len(blocks))]
+    if isinstance(source, pd.DataFrame):
+        head = source.iloc[:n]
+        shuffled = pd.DataFrame(
+            {c: pd.Series(head[c].array.take(p), dtype=head[c].dtype) for c, p in zip(head.columns, perms, strict=True)}
+        )
+        stacked: Any = pd.concat([source.reset_index(drop=True), shuffled])
+        stacked.index = range(len(stacked))
+    else:
+        shuffled_array = np.column_stack([source[p, i] for i, p in enumerate(perms)]).astype(source.dtype)
+        stacked = np.concatenate([source, shuffled_array])
+    try:
+        out = np.asarray(transform(stacked), dtype=float)
+    except (ValueError, TypeError):
+        return None
+    encoded, moved = out[:total], out[total:]
+    if moved.shape != (n, encoded.shape[1]):
+        return None
+    expected = np.empty_like(moved)
+    covered = np.zeros(encoded.shape[1], dtype=bool)
+    for block, perm in zip(blocks, perms, strict=True):
+        expected[:, block] = encoded[:n][perm][:, block]
+        covered[block] = True
+    if not (covered.all() and np.allclose(moved, expected, equal_nan=True)):
+        return None
+    return encoded
+
+
+# -- the three ways to predict shuffled copies ---------------------------------------------------------
+
+
+def _fast_paths(
+    model: Any,
+    X: pd.DataFrame,
+    task: str,
+    classes: list[str],
+    rng: np.random.RandomState,
+    expected: Predictions | None,
+) -> tuple[Predictions | None, Permuted, list[list[int]]]:
+    none: tuple[Predictions | None, Permuted, list[list[int]]] = (None, _unused, [])
+    if not (isinstance(model, Pipeline) and len(model.steps) == 2 and isinstance(model[0], ColumnTransformer)):
+        return none
+    preprocess, estimator = model[0], model[-1]
+    blocks = _blocks(preprocess, [str(c) for c in X.columns])
+    if blocks is None:
+        return none
+    encoded = _encode_checked(preprocess.transform, X, blocks, rng)
+    if encoded is None:
+        return none
+    tree = _TreeSums.build(estimator, encoded, task, classes, rng)
+    if tree is not None:
+        base = tree.base()
+        if _close(base, expected):
+            return base, lambda index, perms: tree.permuted(blocks[index], perms), blocks
+    base = _predictions(estimator, encoded, task, classes)
+    if not _close(base, expected):
+        return none
+    n = encoded.shape[0]
+
+    def permuted(index: int, perms: list[np.ndarray]) -> list[Predictions]:
+        block = blocks[index]
+        stacked = np.tile(encoded, (len(perms), 1))
+        for r, perm in enumerate(perms):
+            stacked[r * n : (r + 1) * n, block] = encoded[perm][:, block]
+        return _split(_chunked(estimator, stacked, task, classes), n, len(perms))
+
+    return base, permuted, blocks
+
+
+def _unused(index: int, perms: list[np.ndarray]) -> list[Predictions]:
+    raise AssertionError("no fast path")
+
+
+def _chunked(estimator: Any, stacked: np.ndarray, task: str, classes: list[str]) -> Predictions:
+    step = max(1, _CHUNK_CELLS // max(1, stacked.shape[1]))
+    parts = [_predictions(estimator, stacked[i : i + step], task, classes) for i in range(0, len(stacked), step)]
+    if len(parts) == 1:
+        return parts[0]
+    proba = None if parts[0].proba is None else np.concatenate([p.proba for p in parts if p.proba is not None])
+    return Predictions(np.concatenate([p.values for p in parts]), proba, classes)
+
+
+def _raw_path(
+    model: Any, X: pd.DataFrame, task: str, classes: list[str]
+) -> tuple[Predictions, Permuted, list[list[int]]]:
+    """The whole pipeline on raw rows: any model, one ``predict`` per column for all its shuffles."""
+    n = len(X)
+    base = _predictions(model, X, task, classes)
+
+    def permuted(index: int, perms: list[np.ndarray]) -> list[Predictions]:
+        column = X.columns[index]
+        copies = [X.assign(**{str(column): X[column].iloc[perm].set_axis(X.index)}) for perm in perms]
+        stacked = pd.concat(copies, ignore_index=True)
+        return _split(_predictions(model, stacked, task, classes), n, len(perms))
+
+    return base, permuted, [[i] for i in range(X.shape[1])]
+
+
+@dataclass
+class _TreeSums:
+    """A fitted HistGradientBoosting model as a sum of trees, so a shuffle recomputes only the trees it touches.
+
+    Uses the estimator's fitted trees (``_predictors``) and its own category encoding; ``build`` returns
+    None when they are not there, and the caller checks the unshuffled result against ``predict``.
+    """
+
+    estimator: Any
+    task: str
+    classes: list[str]  # empty for regression
+    data: np.ndarray  # the sample as the trees read it
+    to_tree_column: np.ndarray  # encoded column -> column of ``data``
+    trees: list[Any]  # the predictors, iteration by iteration
+    output_of: np.ndarray  # tree -> output k it adds to (the class, for multiclass models)
+    outputs: np.ndarray  # (trees, rows): each tree's output on the unshuffled sample
+    raw: np.ndarray  # (rows, k): baseline plus the sum of all trees
+    users: dict[int, np.ndarray]  # column of ``data`` -> indices of the trees that split on it
+    known: Any
+    f_idx_map: Any
+
+    @classmethod
+    def build(
+        cls, estimator: Any, encoded: np.ndarray, task: str, classes: list[str], rng: np.random.RandomState
+    ) -> _TreeSums | None:
+        from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+        if not isinstance(estimator, HistGradientBoostingClassifier | HistGradientBoostingRegressor):
+            return None
+        try:
+            pre = estimator._preprocessor
+            mapping = np.arange(encoded.shape[1])
+            data = encoded
+            if pre is not None:  # the estimator's own encoder puts categorical columns first
+                for name, _, selected in pre.transformers_:
+                    if name in pre.output_indices_:
+                        where = pre.output_indices_[name]
+                        mapping[np.arange(encoded.shape[1])[selected]] = np.arange(where.start, where.stop)
+                identity = [[i] for i in range(encoded.shape[1])]
+                reordered = _encode_checked(lambda m: pre.transform(m)[:, mapping], encoded, identity, rng)
+                if reordered is None:
+                    return None
+                data = np.empty_like(reordered)
+                data[:, mapping] = reordered
+            data = np.ascontiguousarray(data, dtype=np.float64)
+            known, f_idx_map = estimator._bin_mapper.make_known_categories_bitsets()
+            pairs = [(k, p) for iteration in estimator._predictors for k, p in enumerate(iteration)]
+            trees = [p for _, p in pairs]
+            output_of = np.asarray([k for k, _ in pairs], dtype=int)
+            outputs = np.empty((len(trees), len(data)))
+            raw = np.zeros((len(data), estimator.n_trees_per_iteration_), order="F")
+            raw += estimator._baseline_prediction
+            users: dict[int, list[int]] = {}
+            for t, predictor in enumerate(trees):  # in predict()'s order, so the sums are the same floats
+                outputs[t] = predictor.predict(data, known, f_idx_map, 1)
+                raw[:, output_of[t]] += outputs[t]
+                nodes = predictor.nodes
+                for feature in np.unique(nodes["feature_idx"][nodes["is_leaf"] == 0]):
+                    users.setdefault(int(feature), []).append(t)
+        except (AttributeError, KeyError, TypeError, ValueError, IndexError):
+            return None
+        return cls(
+            estimator,
+            task,
+            classes,
+            data,
+            mapping,
+            trees,
+            output_of,
+            outputs,
+            raw,
+            {f: np.asarray(t) for f, t in users.items()},
+            known,
+            f_idx_map,
+        )
+
+    def _finish(self, raw: np.ndarray) -> Predictions:
+        loss = self.estimator._loss
+        if self.task == "regression":
+            return Predictions(np.asarray(loss.link.inverse(raw.ravel()), dtype=float))
+        proba = np.asarray(loss.predict_proba(raw))
+        labels = (raw.ravel() > 0).astype(int) if raw.shape[1] == 1 else np.argmax(raw, axis=1)  # as predict()
+        return Predictions(np.asarray(self.classes)[labels], proba, self.classes)
+
+    def base(self) -> Predictions:
+        return self._finish(self.raw)
+
+    def permuted(self, block: list[int], perms: list[np.ndarray]) -> list[Predictions]:
+        columns = self.to_tree_column[block]
+        touched = np.unique(np.concatenate([self.users.get(int(c), np.empty(0, dtype=int)) for c in columns]))
+        n, width = self.data.shape
+        repeats = len(perms)
+        stacked = np.empty((repeats, n, width))
+        stacked[:] = self.data
+        for r, perm in enumerate(perms):
+            stacked[r][:, columns] = self.data[np.ix_(perm, columns)]
+        flat = stacked.reshape(repeats * n, width)
+        raw = np.empty((repeats, n, self.raw.shape[1]))
+        raw[:] = self.raw
+        for k in range(self.raw.shape[1]):
+            mine = touched[self.output_of[touched] == k]
+            if not mine.size:
+                continue
+            new = np.zeros(repeats * n)
+            for t in mine:  # only the trees that split on the shuffled columns
+                new += self.trees[t].predict(flat, self.known, self.f_idx_map, 1)
+            raw[:, :, k] += new.reshape(repeats, n) - self.outputs[mine].sum(axis=0)
+        return _split(self._finish(raw.reshape(repeats * n, -1)), n, repeats)

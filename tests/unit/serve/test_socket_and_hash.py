@@ -1,0 +1,71 @@
+"""The multi-worker socket keeps TCP_NODELAY; the artifact hash covers every model file and only those."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import uvicorn
+
+from mloop.registry.versions import artifact_sha256
+from mloop.serve.main import tcp_socket
+
+
+def test_uvicorns_worker_socket_is_declared_tcp_so_accepted_connections_get_nodelay() -> None:
+    config = uvicorn.Config("mloop.serve.main:create_app_from_env", host="127.0.0.1", port=0, workers=2)
+    bound = config.bind_socket()  # what uvicorn hands its workers: protocol 0, so asyncio leaves Nagle on
+    assert bound.proto == 0
+    sock = tcp_socket(bound)
+    assert sock.proto == socket.IPPROTO_TCP and sock.get_inheritable()
+    port = sock.getsockname()[1]
+
+    async def accepted_nodelay() -> int:
+        seen: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        class Probe(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                accepted = transport.get_extra_info("socket")
+                seen.set_result(accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                transport.close()
+
+        server = await asyncio.get_running_loop().create_server(Probe, sock=sock)
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            value = await asyncio.wait_for(seen, 10)
+            writer.close()
+            return value
+        finally:
+            server.close()
+
+    assert asyncio.run(accepted_nodelay()) == 1
+
+
+def test_a_non_tcp_socket_is_left_alone() -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        assert tcp_socket(sock) is sock
+
+
+def _model(root: Path) -> Path:
+    (root / "sub").mkdir(parents=True)
+    (root / "MLmodel").write_text("flavors: {}\n")
+    (root / "model.pkl").write_bytes(b"\x80\x04pickle bytes")
+    (root / "sub" / "extra.txt").write_text("x")
+    return root
+
+
+def test_the_artifact_hash_changes_with_any_file_and_ignores_mlflows_download_note(tmp_path: Path) -> None:
+    model = _model(tmp_path / "a")
+    original = artifact_sha256(model)
+    assert artifact_sha256(_model(tmp_path / "b")) == original  # the same files hash the same anywhere
+    (model / "registered_model_meta").write_text("model_name: x\nmodel_version: 7\n")  # written by downloads
+    assert artifact_sha256(model) == original
+    (model / "model.pkl").write_bytes(b"\x80\x04pickle bytes" + b"\x00")  # one byte appended
+    assert artifact_sha256(model) != original
+    (model / "model.pkl").write_bytes(b"\x80\x04pickle bytes")
+    assert artifact_sha256(model) == original
+    (model / "sub" / "extra.txt").rename(model / "sub" / "other.txt")  # same bytes, another name
+    assert artifact_sha256(model) != original
+    (model / "sub" / "other.txt").rename(model / "sub" / "extra.txt")
+    (model / "new.py").write_text("import os\n")  # an added file
+    assert artifact_sha256(model) != original
