@@ -165,12 +165,19 @@ def category_counts(values: pd.Series) -> tuple[dict[str, int], int]:
     Labels are strings; integral floats are written as integers so a code column read back with
     NaNs (``20.0``) matches its integer reference (``20``).
     """
-    present = values.dropna()
-    if pd.api.types.is_float_dtype(present.dtype) and bool(np.all(np.mod(present.to_numpy(), 1) == 0)):
-        present = present.astype("int64")
-    counts = present.astype(str).value_counts()
+    counts: pd.Series
+    if values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) == "string":
+        # Text already (most categorical columns): counted as they are, without a string copy of each value.
+        counts = values.value_counts(dropna=True, sort=False)
+        present = int(counts.sum())
+    else:
+        kept = values.dropna()
+        if pd.api.types.is_float_dtype(kept.dtype) and bool(np.all(np.mod(kept.to_numpy(), 1) == 0)):
+            kept = kept.astype("int64")
+        counts = kept.astype(str).value_counts(sort=False)
+        present = len(kept)
     ordered = sorted(((str(k), int(v)) for k, v in counts.items()), key=lambda kv: (-kv[1], kv[0]))
-    return dict(ordered), len(values) - len(present)
+    return dict(ordered), len(values) - present
 
 
 def _numeric_profile(values: pd.Series, bins: int, sample_size: int, seed: int) -> NumericProfile:
@@ -194,7 +201,7 @@ def _numeric_profile(values: pd.Series, bins: int, sample_size: int, seed: int) 
         max=float(ordered[-1]) if finite.size else None,
         edges=edges.tolist(),
         counts=bin_counts_sorted(ordered, edges).tolist(),
-        sample=[float(v) for v in sample],
+        sample=sample.tolist(),  # float64 to Python floats, as float(v) each would
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,6 +27,9 @@ DETAIL_METRICS = ("baseline", "slice.", "importance.", "behaviour.")
 ARTIFACT_HASH_TAG = "mloop.artifact_sha256"
 # Written by MLflow into every download of a models:/ URI (the name and version downloaded), not stored.
 _NOT_HASHED = frozenset({"registered_model_meta"})
+# MLmodel's top-level ``artifact_path:`` is where the files were stored (an absolute URI that changes when a
+# project is moved or baked into an image); loading never reads it, so it is left out of the hash.
+_LOCATION_LINE = re.compile(rb"^artifact_path:[^\n]*\n?", re.MULTILINE)
 _CHUNK = 1 << 20
 
 
@@ -38,9 +42,12 @@ def artifact_sha256(directory: Path | str) -> str:
         if relative in _NOT_HASHED:
             continue
         content = hashlib.sha256()
-        with open(path, "rb") as file:
-            while chunk := file.read(_CHUNK):
-                content.update(chunk)
+        if relative.rsplit("/", 1)[-1] == "MLmodel":
+            content.update(_LOCATION_LINE.sub(b"", path.read_bytes()))
+        else:
+            with open(path, "rb") as file:
+                while chunk := file.read(_CHUNK):
+                    content.update(chunk)
         digest.update(relative.encode("utf-8") + b"\0" + content.digest())
     return digest.hexdigest()
 

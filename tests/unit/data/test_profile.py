@@ -161,6 +161,17 @@ def test_category_labels_of_integral_floats_match_integers() -> None:
     assert category_counts(pd.Series([True, False, None], dtype=object)) == ({"False": 1, "True": 1}, 1)
 
 
+def test_text_columns_count_alike_whatever_their_dtype() -> None:
+    # Object columns of text take a shortcut (no string copy); it must count as the general path does.
+    values = ["b", None, "a", float("nan"), "b", "a", "c", pd.NA]
+    expected = ({"a": 2, "b": 2, "c": 1}, 3)  # ties by label; None, NaN and NA all missing
+    assert category_counts(pd.Series(values, dtype=object)) == expected
+    assert category_counts(pd.Series(values, dtype="string")) == expected
+    assert category_counts(pd.Series(values, dtype="category")) == expected
+    # Mixed objects are labelled by their text, so 1 and "1" are one category.
+    assert category_counts(pd.Series([1, "1", "x", None], dtype=object)) == ({"1": 2, "x": 1}, 1)
+
+
 def test_infer_kinds_by_dtype() -> None:
     frame = pd.DataFrame(
         {

@@ -69,3 +69,20 @@ def test_the_artifact_hash_changes_with_any_file_and_ignores_mlflows_download_no
     (model / "sub" / "other.txt").rename(model / "sub" / "extra.txt")
     (model / "new.py").write_text("import os\n")  # an added file
     assert artifact_sha256(model) != original
+
+
+def test_the_artifact_hash_ignores_where_mlmodel_says_the_files_were_but_not_what_loads_them(tmp_path: Path) -> None:
+    model = _model(tmp_path / "a")
+    (model / "MLmodel").write_text("artifact_path: file:///old/root/artifacts\nflavors:\n  sklearn: {}\n")
+    original = artifact_sha256(model)
+    # A project moved or baked into an image: only the stored location changes.
+    (model / "MLmodel").write_text("artifact_path: file:///app/project/artifacts\nflavors:\n  sklearn: {}\n")
+    assert artifact_sha256(model) == original
+    (model / "MLmodel").write_text("artifact_path: file:///app/project/artifacts\nflavors:\n  evil: {}\n")
+    assert artifact_sha256(model) != original
+    nested = "artifact_path: file:///x\nflavors:\n  sklearn: {}\nsaved_input_example_info:\n  artifact_path: a.json\n"
+    (model / "MLmodel").write_text(nested)
+    changed = nested.replace("a.json", "b.json")  # an indented artifact_path is content, still hashed
+    before = artifact_sha256(model)
+    (model / "MLmodel").write_text(changed)
+    assert artifact_sha256(model) != before
