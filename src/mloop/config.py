@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import os
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
@@ -333,6 +334,11 @@ class RetrainConfig(_Section):
         return value
 
 
+# Set while a config is built from values meant for a file (``mloop init``): MLOOP_* overrides, which may
+# hold secrets such as a database URL with its password, must not end up in the written mloop.yaml.
+_FILE_VALUES_ONLY: ContextVar[bool] = ContextVar("mloop_config_file_values_only", default=False)
+
+
 class MloopConfig(BaseSettings):
     """One project's settings: ``mloop.yaml`` first, then ``MLOOP_SECTION__KEY`` environment overrides."""
 
@@ -358,8 +364,19 @@ class MloopConfig(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        if _FILE_VALUES_ONLY.get():
+            return (init_settings,)
         # The environment overrides the file, so a deployment can change one value without a new YAML.
         return env_settings, init_settings
+
+    @classmethod
+    def from_file_values(cls, **values: Any) -> MloopConfig:
+        """A config of these values alone, ignoring MLOOP_* overrides: what a written mloop.yaml should hold."""
+        token = _FILE_VALUES_ONLY.set(True)
+        try:
+            return cls(**values)
+        finally:
+            _FILE_VALUES_ONLY.reset(token)
 
     @field_validator("gate")
     @classmethod

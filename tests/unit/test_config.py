@@ -262,3 +262,26 @@ def test_primary_metric_defaults_by_task(task: str, metric: str | None, expected
         gate={"metric": metric},  # type: ignore[arg-type]
     )
     assert config.primary_metric == expected
+
+
+def test_a_config_for_a_file_ignores_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLOOP_TRACKING__URI", "postgresql://mloop:s3cret@db.internal/mlflow")
+    values = {"name": "houses", "data": {"source": "a.csv", "target": "y"}}
+    assert MloopConfig(**values).tracking.uri == "postgresql://mloop:s3cret@db.internal/mlflow"  # served config
+    assert MloopConfig.from_file_values(**values).tracking.uri is None
+    assert MloopConfig(**values).tracking.uri is not None  # the switch does not stick
+
+
+def test_init_never_writes_environment_overrides_into_mloop_yaml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mloop.pipeline.scaffold import init_project
+
+    source = tmp_path / "houses.csv"
+    source.write_text("area,price\n50,100\n60,120\n70,150\n80,170\n")
+    monkeypatch.setenv("MLOOP_TRACKING__URI", "postgresql://mloop:s3cret@db.internal/mlflow")
+    monkeypatch.setenv("MLOOP_MONITOR__PREDICTIONS_URL", "postgresql://mloop:s3cret@db.internal/log")
+    written = init_project(tmp_path / "project", str(source), "price", dvc=False, no_scm=True)
+    text = written.read_text()
+    assert "s3cret" not in text and "postgresql" not in text
+    assert "target: price" in text

@@ -56,7 +56,7 @@ def init_project(
     if not is_uri:
         source = os.path.relpath(Path(source).resolve(), folder.resolve())
     project_name = name or re.sub(r"[^A-Za-z0-9_.-]+", "-", folder.resolve().name).strip("-.") or "model"
-    config = MloopConfig(
+    config = MloopConfig.from_file_values(  # not MLOOP_* overrides: they may hold secrets
         name=project_name,
         task=task or guess_task(frame[target]),
         data=DataConfig(source=source, target=target, time_column=time_column, query=query),
