@@ -262,6 +262,21 @@ def build_profile(
     )
 
 
+def prediction_profile(
+    prediction: np.ndarray | pd.Series,
+    kind: ColumnKind | None = None,
+    *,
+    bins: int = 10,
+    sample_size: int = 2000,
+    seed: int = 0,
+) -> NumericProfile | CategoricalProfile:
+    """The profile of a model's predictions on a sample of the training rows (``build_profile`` wants
+    one per row): what prediction drift is measured against."""
+    profile = _prediction_profile(prediction, len(prediction), kind, bins, sample_size, seed)
+    assert profile is not None  # noqa: S101 - a prediction was given
+    return profile
+
+
 def _check_columns(frame: pd.DataFrame, numeric: list[str], categorical: list[str]) -> None:
     if frame.empty:
         raise MonitorError("Cannot build a reference profile from an empty frame: it has no rows.")
@@ -319,6 +334,7 @@ __all__ = [
     "infer_kind",
     "infer_kinds",
     "numeric_values",
+    "prediction_profile",
     "prediction_series",
     "profile_column",
 ]

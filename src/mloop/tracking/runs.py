@@ -165,7 +165,7 @@ def log_training_run(
         outputs = model.predict(example) if example_output is None else example_output[: len(example)]
         signature = ModelSignature(
             inputs=input_schema(contract, list(features.columns)),
-            outputs=infer_signature(example, outputs).outputs,
+            outputs=infer_signature(model_output=outputs).outputs,  # the inputs come from the contract
         )
         # Metrics are logged after the model so they are written once, already linked to it: logged
         # before, MLflow would read each metric's history back to link it (a query per metric).

@@ -89,7 +89,12 @@ class PermutationImportance:
         self._error: BaseException | None = None
         self._work: list[tuple[int, list[np.ndarray]]] = []
 
-    def compute(self) -> dict[str, float]:
+    def prepare(self) -> None:
+        """Sample, encode and draw the shuffles (done by ``compute`` if not called before); once only."""
+        if self._ready.is_set():
+            if self._error is not None:
+                raise self._error
+            return
         try:
             self._prepare()
         except BaseException as exc:
@@ -97,6 +102,9 @@ class PermutationImportance:
             raise
         finally:
             self._ready.set()
+
+    def compute(self) -> dict[str, float]:
+        self.prepare()
         self._take_columns()
         with self._finished:
             self._finished.wait_for(lambda: self._done == len(self._work))

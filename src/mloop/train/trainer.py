@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 from mloop.config import MloopConfig
 from mloop.core.metrics import classification_metrics, predict, regression_metrics, score_model, task_metrics
 from mloop.data.contract import Contract, load_contract
-from mloop.data.profile import build_profile
+from mloop.data.profile import build_profile, prediction_profile
 from mloop.data.snapshot import Snapshot
 from mloop.errors import TrainError
 from mloop.project import Project
@@ -215,17 +215,21 @@ def search_worker(project: Project, snapshot: Snapshot, progress: Progress | Non
     return found
 
 
-def _timed_head(model: Pipeline, X_train: pd.DataFrame) -> tuple[np.ndarray | None, float | None]:
-    """Predictions of the first 1,000 training rows (the profile needs them all) and how long they took.
+def _timed_sample(model: Pipeline, X_train: pd.DataFrame) -> tuple[np.ndarray, float | None]:
+    """Predictions for the reference profile: on 1,000 evenly spaced training rows, timed, or on all rows.
 
-    That is the batch latency: a call of its own would cost as much again. (None, None) with fewer rows:
-    the evaluation then times the holdout repeated to 1,000 rows.
+    ``(predictions, milliseconds)``. The timing of the 1,000 rows is the batch latency (a call
+    of its own would cost as much again); with fewer rows it is None and the evaluation times the holdout
+    repeated to 1,000 rows. A sample is enough for the prediction's reference (its quantile bins and the
+    KS sample) and keeps this step's cost flat however many rows were trained on.
     """
     if len(X_train) < BATCH_ROWS:
-        return None, None
+        return np.asarray(model.predict(X_train)), None
+    positions = np.unique(np.linspace(0, len(X_train) - 1, BATCH_ROWS).round().astype(int))
+    rows = X_train.iloc[positions]
     started = time.perf_counter()
-    head = np.asarray(model.predict(X_train.iloc[:BATCH_ROWS]))
-    return head, (time.perf_counter() - started) * 1000
+    predictions = np.asarray(model.predict(rows))
+    return predictions, (time.perf_counter() - started) * 1000
 
 
 def _train(
@@ -245,24 +249,19 @@ def _train(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mloop-evaluation") as pool:
         # The permutation importance goes on in a worker thread while this one profiles and logs: its tree
         # code runs without the GIL, and this thread helps with it once its own work is done.
-        head_predictions, batch_ms = _timed_head(model, X_train)  # before the worker starts: a clean timing
+        sample_predictions, batch_ms = _timed_sample(model, X_train)  # before the worker starts: a clean timing
         pending = start_evaluation(
             model, parts["X_test"], parts["y_test"], parts["test"], config, pool, parts["predictions"], batch_ms
         )
         evaluated = pending.done
-        if head_predictions is None:
-            train_predictions = np.asarray(model.predict(X_train))
-        elif len(X_train) > BATCH_ROWS:
-            rest = np.asarray(model.predict(X_train.iloc[BATCH_ROWS:]))
-            train_predictions = np.concatenate([head_predictions, rest])
-        else:
-            train_predictions = head_predictions
         profile = build_profile(
-            X_train,
-            numeric=contract.numeric_features,
-            categorical=contract.categorical_features,
-            prediction=train_predictions,
-            prediction_kind="categorical" if config.task == "classification" else "numeric",
+            X_train, numeric=contract.numeric_features, categorical=contract.categorical_features
+        ).model_copy(
+            update={
+                "prediction": prediction_profile(
+                    sample_predictions, "categorical" if config.task == "classification" else "numeric"
+                )
+            }
         )
         metrics = dict(parts["metrics"])
         metrics.update(parts["cv"])

@@ -325,3 +325,28 @@ def test_slice_metrics_group_rows_and_skip_small_slices() -> None:
     assert out["a"]["rmse"] == 0.0 and out["a"]["rows"] == 3.0
     assert out["b"]["rmse"] == 1.0
     assert set(slice_metrics(y, predictions, groups, "regression", min_rows=2)) == {"a"}
+
+
+def test_regression_metrics_match_scikit_learn() -> None:
+    from sklearn import metrics as skm
+
+    rng = np.random.default_rng(7)
+    for n in (2, 3, 50, 586):
+        truth = rng.normal(180_000, 60_000, n)
+        truth[0] = 0.0  # MAPE's epsilon floor
+        guess = truth + rng.normal(0, 20_000, n)
+        out = regression_metrics(truth, guess)
+        assert out["rmse"] == pytest.approx(np.sqrt(skm.mean_squared_error(truth, guess)), rel=1e-12)
+        assert out["mae"] == pytest.approx(skm.mean_absolute_error(truth, guess), rel=1e-12)
+        assert out["mape"] == pytest.approx(skm.mean_absolute_percentage_error(truth, guess), rel=1e-12)
+        assert out["r2"] == pytest.approx(skm.r2_score(truth, guess), rel=1e-12)
+    constant = [5.0, 5.0, 5.0]
+    assert regression_metrics(constant, constant)["r2"] == skm.r2_score(constant, constant) == 1.0
+    assert regression_metrics(constant, [5.0, 6.0, 5.0])["r2"] == skm.r2_score(constant, [5.0, 6.0, 5.0]) == 0.0
+
+
+def test_regression_metrics_refuse_missing_values_and_unequal_lengths() -> None:
+    with pytest.raises(ValueError, match="NaN"):
+        regression_metrics([1.0, 2.0], [1.0, float("nan")])
+    with pytest.raises(ValueError, match="2 true values but 3 predictions"):
+        regression_metrics([1.0, 2.0], [1.0, 2.0, 3.0])
