@@ -77,8 +77,10 @@ def train_cmd(
         bar, update = _search_progress(trials)
         with bar:
             result = trainer.train(proj, snap, progress=update)
+    elif as_json:  # for a program: no spinner, whose refresh thread would take the GIL from the fit
+        result = trainer.train(proj, snap)
     else:
-        with console.status("Training…"):
+        with console.status("Training…", refresh_per_second=5):
             result = trainer.train(proj, snap)
     if as_json:
         emit_json(result.__dict__)

@@ -7,7 +7,9 @@ columns it became (one column, or one per category or class): the holdout is enc
 estimator predicts. Three ways to predict, fastest first, each checked before it is trusted:
 
 - tree ensembles of HistGradientBoosting: a shuffled feature changes only the trees that split on it,
-  so the others' outputs are computed once and reused (Ames: each tree uses ~27% of the features);
+  and in those only the rows whose path tests it, so only those rows are predicted again, on the sample
+  binned as the trees were grown, all shuffled features of a tree in one call (Ames: 44% of the rows of
+  the trees that use a feature, in 300 calls rather than ~5,700: 0.14 s of CPU rather than 0.23 s);
 - any estimator on the encoded matrix: a column's shuffled copies are stacked into one ``predict`` call,
   and the preprocessing is not run again for each (its per-call validation costs more than the rows);
 - the whole pipeline on the raw rows, stacked the same way, when the encoded blocks cannot be told.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -29,10 +32,35 @@ from sklearn.pipeline import Pipeline
 from mloop.core.metrics import GREATER_IS_BETTER, Predictions
 
 _CHUNK_CELLS = 1 << 22  # stacked matrices are predicted in chunks of about this many cells (32 MiB of floats)
+_UNIT_BYTES = 64 << 20  # the tree path's units each hold every shuffle's changes: at most this much in all
 
 Scorer = Callable[[Predictions], float]
 # Predicts ``repeats`` stacked copies of the sample in which the columns of one block were shuffled.
 Permuted = Callable[[int, list[np.ndarray]], list[Predictions]]
+# The shuffles: (input column, one permutation of the sample's rows per repeat) for every column that counts.
+Work = list[tuple[int, list[np.ndarray]]]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How the shuffled copies are predicted: ``units`` independent pieces of work that any thread may run,
+    and ``collect``, which turns their results (in unit order) into each column's predictions."""
+
+    units: int
+    run: Callable[[int], Any]
+    collect: Callable[[list[Any]], dict[int, list[Predictions]]]
+
+
+Planner = Callable[[Work], _Plan]
+
+
+def _by_column(permuted: Permuted, work: Work) -> _Plan:
+    """One unit per column: its shuffled copies predicted together."""
+    return _Plan(
+        len(work),
+        lambda unit: permuted(*work[unit]),
+        lambda results: {index: found for (index, _), found in zip(work, results, strict=True)},
+    )
 
 
 def permutation_importance(
@@ -85,9 +113,9 @@ class PermutationImportance:
         self._finished = threading.Condition(self._lock)
         self._next = 0
         self._done = 0
-        self._drops: list[float] = [0.0] * len(self._names)
+        self._results: list[Any] = []
         self._error: BaseException | None = None
-        self._work: list[tuple[int, list[np.ndarray]]] = []
+        self._plan = _Plan(0, _unused_unit, lambda results: {})
 
     def prepare(self) -> None:
         """Sample, encode and draw the shuffles (done by ``compute`` if not called before); once only."""
@@ -105,17 +133,20 @@ class PermutationImportance:
 
     def compute(self) -> dict[str, float]:
         self.prepare()
-        self._take_columns()
+        self._take_units()
         with self._finished:
-            self._finished.wait_for(lambda: self._done == len(self._work))
+            self._finished.wait_for(lambda: self._done == self._plan.units)
         if self._error is not None:
             raise self._error
-        return dict(sorted(zip(self._names, self._drops, strict=True), key=lambda kv: -kv[1]))
+        drops = [0.0] * len(self._names)  # columns the model never sees keep 0.0: shuffling them changes nothing
+        for index, shuffled in self._plan.collect(self._results).items():
+            drops[index] = float(np.mean([self._sign * (self._baseline - self._score(p)) for p in shuffled]))
+        return dict(sorted(zip(self._names, drops, strict=True), key=lambda kv: -kv[1]))
 
     def help(self) -> None:
-        """Take columns until none is left (returns at once if the job is still preparing)."""
+        """Take units of work until none is left (returns at once if the job is still preparing)."""
         if self._ready.is_set() and self._error is None:
-            self._take_columns()
+            self._take_units()
 
     def _prepare(self) -> None:
         model, X, y, task, metric, rows, repeats, seed, reference = self._args
@@ -126,30 +157,30 @@ class PermutationImportance:
         self._score = _scorer(metric, task, y.iloc[positions].to_numpy(), classes)
         expected = None if reference is None else reference.subset(positions)
         # The checks draw from their own generator: every path then shuffles the same way (same importances).
-        base, self._permuted, blocks = _fast_paths(
-            model, sample, task, classes, np.random.RandomState(seed + 1), expected
-        )
+        base, planner, blocks = _fast_paths(model, sample, task, classes, np.random.RandomState(seed + 1), expected)
         if base is None:
-            base, self._permuted, blocks = _raw_path(model, sample, task, classes)
+            base, permuted, blocks = _raw_path(model, sample, task, classes)
+            planner = partial(_by_column, permuted)
         self._sign = 1.0 if GREATER_IS_BETTER[metric] else -1.0
         self._baseline = self._score(base)
-        # Columns the model never sees keep 0.0: shuffling them changes nothing.
-        self._work = [
+        work = [
             (index, [rng.permutation(len(sample)) for _ in range(repeats)])
             for index in range(len(self._names))
             if blocks[index]
         ]
+        plan = planner(work)
+        self._results = [None] * plan.units
+        self._plan = plan
 
-    def _take_columns(self) -> None:
+    def _take_units(self) -> None:
         while True:
             with self._lock:
-                if self._next >= len(self._work) or self._error is not None:
+                if self._next >= self._plan.units or self._error is not None:
                     return
-                index, perms = self._work[self._next]
+                unit = self._next
                 self._next += 1
             try:
-                drops = [self._sign * (self._baseline - self._score(p)) for p in self._permuted(index, perms)]
-                self._drops[index] = float(np.mean(drops))
+                self._results[unit] = self._plan.run(unit)
             except BaseException as exc:
                 self._error = exc
                 raise
@@ -157,6 +188,10 @@ class PermutationImportance:
                 with self._finished:
                     self._done += 1
                     self._finished.notify_all()
+
+
+def _unused_unit(unit: int) -> Any:
+    raise AssertionError("the plan has no units")
 
 
 # -- scoring ------------------------------------------------------------------------------------------
@@ -317,8 +352,8 @@ def _fast_paths(
     classes: list[str],
     rng: np.random.RandomState,
     expected: Predictions | None,
-) -> tuple[Predictions | None, Permuted, list[list[int]]]:
-    none: tuple[Predictions | None, Permuted, list[list[int]]] = (None, _unused, [])
+) -> tuple[Predictions | None, Planner, list[list[int]]]:
+    none: tuple[Predictions | None, Planner, list[list[int]]] = (None, partial(_by_column, _unused), [])
     if not (isinstance(model, Pipeline) and len(model.steps) == 2 and isinstance(model[0], ColumnTransformer)):
         return none
     preprocess, estimator = model[0], model[-1]
@@ -332,7 +367,7 @@ def _fast_paths(
     if tree is not None:
         base = tree.base()
         if _close(base, expected):
-            return base, lambda index, perms: tree.permuted(blocks[index], perms), blocks
+            return base, partial(tree.plan, blocks), blocks
     base = _predictions(estimator, encoded, task, classes)
     if not _close(base, expected):
         return none
@@ -345,7 +380,7 @@ def _fast_paths(
             stacked[r * n : (r + 1) * n, block] = encoded[perm][:, block]
         return _split(_chunked(estimator, stacked, task, classes), n, len(perms))
 
-    return base, permuted, blocks
+    return base, partial(_by_column, permuted), blocks
 
 
 def _unused(index: int, perms: list[np.ndarray]) -> list[Predictions]:
@@ -377,26 +412,40 @@ def _raw_path(
     return base, permuted, [[i] for i in range(X.shape[1])]
 
 
+@dataclass(frozen=True)
+class _Tree:
+    """One fitted tree, narrowed to the columns it splits on: its nodes read column j of ``columns``."""
+
+    columns: np.ndarray  # columns of the sample (as the trees read it) that the tree splits on
+    predictor: Any  # a TreePredictor over the narrowed columns
+    leaf: np.ndarray  # the leaf each row of the unshuffled sample ends in
+    on_path: np.ndarray  # (nodes, len(columns)): whether the path from the root to a node tests the column
+
+
 @dataclass
 class _TreeSums:
-    """A fitted HistGradientBoosting model as a sum of trees, so a shuffle recomputes only the trees it touches.
+    """A fitted HistGradientBoosting model as a sum of trees, so a shuffle recomputes only what it touches.
 
-    Uses the estimator's fitted trees (``_predictors``) and its own category encoding; ``build`` returns
-    None when they are not there, and the caller checks the unshuffled result against ``predict``.
+    A row's output from one tree changes when a column is shuffled only if its path through that tree
+    tests the column: every other decision on the path reads columns that did not move. So for each tree
+    only those rows are predicted again, with every shuffled column of the tree in one call, and the
+    differences are added to the unshuffled sums. The trees read the sample binned as they were grown on
+    (one byte per value, their own thresholds: the same decisions as on the values, a category they never
+    saw excepted, which ``build`` refuses). Uses the estimator's fitted trees (``_predictors``) and its own
+    category encoding; ``build`` returns None when they are not there, and the caller checks the
+    unshuffled result against ``predict``.
     """
 
     estimator: Any
     task: str
     classes: list[str]  # empty for regression
-    data: np.ndarray  # the sample as the trees read it
+    data: np.ndarray  # the sample as the trees read it, binned as they were grown on (uint8)
     to_tree_column: np.ndarray  # encoded column -> column of ``data``
-    trees: list[Any]  # the predictors, iteration by iteration
+    trees: list[_Tree]  # iteration by iteration
     output_of: np.ndarray  # tree -> output k it adds to (the class, for multiclass models)
     outputs: np.ndarray  # (trees, rows): each tree's output on the unshuffled sample
     raw: np.ndarray  # (rows, k): baseline plus the sum of all trees
-    users: dict[int, np.ndarray]  # column of ``data`` -> indices of the trees that split on it
-    known: Any
-    f_idx_map: Any
+    missing: int  # the bin of missing values
 
     @classmethod
     def build(
@@ -421,37 +470,23 @@ class _TreeSums:
                     return None
                 data = np.empty_like(reordered)
                 data[:, mapping] = reordered
-            data = np.ascontiguousarray(data, dtype=np.float64)
-            known, f_idx_map = estimator._bin_mapper.make_known_categories_bitsets()
+            binned = _binned(estimator._bin_mapper, np.asarray(data, dtype=np.float64))
+            if binned is None:
+                return None
+            missing = int(estimator._bin_mapper.missing_values_bin_idx_)
             pairs = [(k, p) for iteration in estimator._predictors for k, p in enumerate(iteration)]
-            trees = [p for _, p in pairs]
             output_of = np.asarray([k for k, _ in pairs], dtype=int)
-            outputs = np.empty((len(trees), len(data)))
-            raw = np.zeros((len(data), estimator.n_trees_per_iteration_), order="F")
+            outputs = np.empty((len(pairs), len(binned)))
+            raw = np.zeros((len(binned), estimator.n_trees_per_iteration_), order="F")
             raw += estimator._baseline_prediction
-            users: dict[int, list[int]] = {}
-            for t, predictor in enumerate(trees):  # in predict()'s order, so the sums are the same floats
-                outputs[t] = predictor.predict(data, known, f_idx_map, 1)
+            trees = []
+            for t, (_, predictor) in enumerate(pairs):  # in predict()'s order, so the sums are the same floats
+                tree, outputs[t] = _narrowed(predictor, binned, missing)
                 raw[:, output_of[t]] += outputs[t]
-                nodes = predictor.nodes
-                for feature in np.unique(nodes["feature_idx"][nodes["is_leaf"] == 0]):
-                    users.setdefault(int(feature), []).append(t)
+                trees.append(tree)
         except (AttributeError, KeyError, TypeError, ValueError, IndexError):
             return None
-        return cls(
-            estimator,
-            task,
-            classes,
-            data,
-            mapping,
-            trees,
-            output_of,
-            outputs,
-            raw,
-            {f: np.asarray(t) for f, t in users.items()},
-            known,
-            f_idx_map,
-        )
+        return cls(estimator, task, classes, binned, mapping, trees, output_of, outputs, raw, missing)
 
     def _finish(self, raw: np.ndarray) -> Predictions:
         loss = self.estimator._loss
@@ -464,24 +499,112 @@ class _TreeSums:
     def base(self) -> Predictions:
         return self._finish(self.raw)
 
-    def permuted(self, block: list[int], perms: list[np.ndarray]) -> list[Predictions]:
-        columns = self.to_tree_column[block]
-        touched = np.unique(np.concatenate([self.users.get(int(c), np.empty(0, dtype=int)) for c in columns]))
-        n, width = self.data.shape
-        repeats = len(perms)
-        stacked = np.empty((repeats, n, width))
-        stacked[:] = self.data
-        for r, perm in enumerate(perms):
-            stacked[r][:, columns] = self.data[np.ix_(perm, columns)]
-        flat = stacked.reshape(repeats * n, width)
-        raw = np.empty((repeats, n, self.raw.shape[1]))
-        raw[:] = self.raw
-        for k in range(self.raw.shape[1]):
-            mine = touched[self.output_of[touched] == k]
-            if not mine.size:
-                continue
-            new = np.zeros(repeats * n)
-            for t in mine:  # only the trees that split on the shuffled columns
-                new += self.trees[t].predict(flat, self.known, self.f_idx_map, 1)
-            raw[:, :, k] += new.reshape(repeats, n) - self.outputs[mine].sum(axis=0)
-        return _split(self._finish(raw.reshape(repeats * n, -1)), n, repeats)
+    def plan(self, blocks: list[list[int]], work: Work) -> _Plan:
+        """Units of consecutive trees; each adds its trees' changes for every shuffled column into its own
+        array, and ``collect`` sums those in unit order (the same floats, whichever thread ran a unit)."""
+        n, outputs = self.data.shape[0], self.raw.shape[1]
+        repeats = len(work[0][1]) if work else 1
+        owner = np.full(self.data.shape[1], -1)  # column of ``data`` -> position in ``work`` of its input
+        for position, (index, _) in enumerate(work):
+            owner[self.to_tree_column[blocks[index]]] = position
+        perms = np.empty((repeats, len(work), n), dtype=np.intp)
+        for position, (_, shuffles) in enumerate(work):
+            perms[:, position] = shuffles
+        size = repeats * len(work) * n * outputs * 8
+        units = max(1, min(8, len(self.trees), _UNIT_BYTES // max(size, 1)))
+        ranges = np.array_split(np.arange(len(self.trees)), units)
+
+        def run(unit: int) -> np.ndarray:
+            change = np.zeros((repeats, outputs, len(work) * n))
+            for t in ranges[unit]:
+                self._add_changes(int(t), owner, perms, change)
+            return change
+
+        def collect(results: list[np.ndarray]) -> dict[int, list[Predictions]]:
+            total = results[0]
+            for more in results[1:]:
+                total += more
+            by_input = total.reshape(repeats, outputs, len(work), n).transpose(2, 0, 3, 1)  # (input, r, row, k)
+            return {
+                index: _split(self._finish((self.raw[None] + by_input[position]).reshape(repeats * n, -1)), n, repeats)
+                for position, (index, _) in enumerate(work)
+            }
+
+        return _Plan(units, run, collect)
+
+    def _add_changes(self, t: int, owner: np.ndarray, perms: np.ndarray, change: np.ndarray) -> None:
+        """Add to ``change[r, k, position * rows + row]`` what shuffling each input changes in tree ``t``'s output."""
+        tree = self.trees[t]
+        mine = owner[tree.columns]  # each narrowed column's input (its position in the work), -1: not shuffled
+        shuffled = np.flatnonzero(mine >= 0)
+        if not shuffled.size:
+            return
+        hit = tree.on_path[tree.leaf]  # (rows, columns): whether the row's path tests the column
+        narrow = self.data[:, tree.columns]
+        repeats = perms.shape[0]
+        if np.unique(mine[shuffled]).size == shuffled.size:  # one column per input (numbers, ordinal codes)
+            rows, which = np.nonzero(hit[:, shuffled])
+            inputs, column = mine[shuffled], shuffled[which]
+            source = perms[:, inputs[which], rows]  # (repeats, pairs): the row each pair's value comes from
+            stacked = _copies(narrow[rows], repeats)
+            stacked[:, np.arange(rows.size), column] = narrow[source, column]
+        else:  # blocks of several columns (one-hot, per-class target encoding) move together
+            shuffled = shuffled[np.argsort(mine[shuffled], kind="stable")]
+            starts = np.flatnonzero(np.r_[True, mine[shuffled][1:] != mine[shuffled][:-1]])
+            inputs = mine[shuffled][starts]
+            rows, which = np.nonzero(np.logical_or.reduceat(hit[:, shuffled], starts, axis=1))
+            widths = (np.r_[starts[1:], shuffled.size] - starts)[which]
+            pair = np.repeat(np.arange(rows.size), widths)  # one entry per (pair, column of its input)
+            first = np.repeat(starts[which] - np.cumsum(widths) + widths, widths)
+            column = shuffled[first + np.arange(pair.size)]
+            source = perms[:, inputs[which], rows][:, pair]
+            stacked = _copies(narrow[rows], repeats)
+            stacked[:, pair, column] = narrow[source, column]
+        if not rows.size:
+            return
+        new = tree.predictor.predict_binned(stacked.reshape(repeats * rows.size, -1), self.missing, 1)
+        moved = new.reshape(repeats, -1) - self.outputs[t][rows]
+        where = inputs[which] * self.data.shape[0] + rows  # (input, row) pairs are distinct within a tree
+        for r in range(repeats):
+            change[r, self.output_of[t]][where] += moved[r]
+
+
+def _copies(rows: np.ndarray, repeats: int) -> np.ndarray:
+    """``repeats`` stacked copies of ``rows`` (a new array, to be written to)."""
+    return rows[None] if repeats == 1 else np.repeat(rows[None], repeats, axis=0)
+
+
+def _binned(mapper: Any, data: np.ndarray) -> np.ndarray | None:
+    """The sample binned as the trees were grown on it (C order), or None if a category is one the trees
+    never saw (binning maps those arbitrarily, where ``predict`` takes them as missing)."""
+    for column in np.flatnonzero(mapper.is_categorical_):
+        values = data[:, column]
+        if not np.isin(values[~np.isnan(values)], mapper.bin_thresholds_[column]).all():
+            return None
+    return np.ascontiguousarray(mapper.transform(data))
+
+
+def _narrowed(predictor: Any, binned: np.ndarray, missing: int) -> tuple[_Tree, np.ndarray]:
+    """``predictor`` reading only the columns it splits on, its output on ``binned``, and each row's leaf."""
+    from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
+
+    nodes = predictor.nodes
+    split = nodes["is_leaf"] == 0
+    columns = np.unique(nodes["feature_idx"][split])
+    narrow_nodes = nodes.copy()
+    narrow_nodes["feature_idx"][split] = np.searchsorted(columns, nodes["feature_idx"][split])
+    narrow = np.ascontiguousarray(binned[:, columns])
+    narrowed = TreePredictor(narrow_nodes, predictor.binned_left_cat_bitsets, predictor.raw_left_cat_bitsets)
+    numbered = narrow_nodes.copy()
+    numbered["value"] = np.arange(len(nodes))  # the tree then "predicts" the index of the leaf a row ends in
+    leaf = TreePredictor(numbered, predictor.binned_left_cat_bitsets, predictor.raw_left_cat_bitsets)
+    # Which columns each node's path tests, as bits, parents before their children (plain ints: ~60 nodes).
+    parents = np.flatnonzero(split)
+    left, right, tested = nodes["left"].tolist(), nodes["right"].tolist(), narrow_nodes["feature_idx"].tolist()
+    paths = [0] * len(nodes)
+    for parent in parents[np.argsort(nodes["depth"][parents], kind="stable")].tolist():
+        paths[left[parent]] = paths[right[parent]] = paths[parent] | (1 << tested[parent])
+    bits = np.asarray(paths, dtype=np.int64 if len(columns) < 63 else object)
+    on_path = ((bits[:, None] >> np.arange(len(columns))) & 1).astype(bool)
+    ends = leaf.predict_binned(narrow, missing, 1).astype(np.intp)
+    return _Tree(columns, narrowed, ends, on_path), nodes["value"][ends]  # the tree's output: its leaves' values

@@ -161,3 +161,47 @@ def test_a_failing_column_fails_the_job(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(importance, "_scorer", lambda *args: broken)
     with pytest.raises(RuntimeError, match="boom"):
         job.compute()
+
+
+def test_trees_without_splits_and_repeats_on_the_tree_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.pipeline import Pipeline
+
+    X = pd.DataFrame({"a": np.arange(200.0), "b": np.arange(200.0) % 3})
+    y = pd.Series(np.where(X["a"] > 100, 1.0, 0.0))
+    # a step target: the first trees split on "a", the later ones are single leaves (nothing left to fit)
+    model = Pipeline(
+        [
+            ("preprocess", ColumnTransformer([("num", "passthrough", ["a", "b"])])),
+            ("model", HistGradientBoostingRegressor(max_iter=30, learning_rate=1.0)),
+        ]
+    ).fit(X, y)
+    assert {len(p[0].nodes) for p in model[-1]._predictors} >= {1, 3}
+    built: list[object] = []
+    build = importance._TreeSums.build.__func__  # type: ignore[attr-defined]
+
+    def spy(cls: Any, *args: Any) -> Any:
+        built.append(build(cls, *args))
+        return built[-1]
+
+    monkeypatch.setattr(importance._TreeSums, "build", classmethod(spy))
+    fastest = run(model, X, y, "regression", "rmse")
+    assert built and built[0] is not None  # the tree path was taken
+    monkeypatch.setattr(importance, "_fast_paths", lambda *args: (None, importance._unused, []))
+    raw = run(model, X, y, "regression", "rmse")
+    assert fastest["a"] == pytest.approx(raw["a"], rel=1e-9) and fastest["a"] > 0
+    assert fastest["b"] == raw["b"] == 0.0
+
+
+def test_a_category_the_trees_never_saw_is_not_binned() -> None:
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 3, 300).astype(float)
+    X = np.column_stack([codes, rng.normal(size=300)])
+    model = HistGradientBoostingRegressor(max_iter=5, categorical_features=[0]).fit(X, codes + X[:, 1])
+    seen = np.array([[0.0, 0.1], [2.0, -1.0], [np.nan, 0.5]])
+    binned = importance._binned(model._bin_mapper, seen)
+    assert binned is not None and binned.dtype == np.uint8 and binned.flags.c_contiguous
+    assert importance._binned(model._bin_mapper, np.array([[7.0, 0.1]])) is None  # binning would misplace it
