@@ -39,6 +39,12 @@ def connect(project: Project) -> MlflowClient:
     return client
 
 
+def experiment_id(client: MlflowClient, project: Project) -> str | None:
+    """The id of the project's experiment (``connect`` creates it), or None if it is gone."""
+    experiment = client.get_experiment_by_name(project.experiment_name)
+    return str(experiment.experiment_id) if experiment is not None else None
+
+
 def safe_uri(uri: str) -> str:
     """The URI without any password, so it can be shown in a message or a log."""
     if "@" in uri and "://" in uri:

@@ -24,7 +24,7 @@ from mloop.data.snapshot import Snapshot
 from mloop.errors import TrainError
 from mloop.project import Project
 from mloop.tracking.runs import CONTRACT_ARTIFACT, PROFILE_ARTIFACT, Late, log_training_run
-from mloop.tracking.store import connect
+from mloop.tracking.store import connect, experiment_id
 from mloop.train.evaluate import start_evaluation
 from mloop.train.pipeline import pipeline_for
 from mloop.train.search import Progress, SearchResult, search, study_name
@@ -126,9 +126,8 @@ def train(
         if config.train.search.trials <= 0:
             return _train(project, snapshot, data, contract, tags, started)
         client = connect(project)
-        experiment = client.get_experiment_by_name(project.experiment_name)
-        experiment_id = str(experiment.experiment_id) if experiment is not None else None
-        parent = client.create_run(str(experiment_id), tags={"mloop.stage": "train"}).info.run_id
+        experiment = experiment_id(client, project)
+        parent = client.create_run(str(experiment), tags={"mloop.stage": "train"}).info.run_id
         try:
             split = prepare(data, contract, config)
             found = search(
@@ -138,7 +137,7 @@ def train(
                 config,
                 data_hash=snapshot.hash,
                 client=client,
-                experiment_id=experiment_id,
+                experiment_id=experiment,
                 parent_run_id=parent,
                 progress=progress,
             )
@@ -163,12 +162,11 @@ def search_worker(project: Project, snapshot: Snapshot, progress: Progress | Non
     contract = load_contract(project.contract_path)
     split = prepare(snapshot.read(), contract, config)
     client = connect(project)
-    experiment = client.get_experiment_by_name(project.experiment_name)
-    experiment_id = str(experiment.experiment_id) if experiment is not None else None
+    experiment = experiment_id(client, project)
     study = study_name(config, snapshot.hash)
     worker = f"{socket.gethostname()}:{os.getpid()}"
     parent = client.create_run(
-        str(experiment_id),
+        str(experiment),
         run_name=f"search-worker-{worker}",
         tags={
             "mloop.stage": "search-worker",
@@ -186,7 +184,7 @@ def search_worker(project: Project, snapshot: Snapshot, progress: Progress | Non
                 config,
                 data_hash=snapshot.hash,
                 client=client,
-                experiment_id=experiment_id,
+                experiment_id=experiment,
                 parent_run_id=parent,
                 progress=progress,
             )
