@@ -40,6 +40,11 @@ if TYPE_CHECKING:
 
 SCHEMES = ("postgresql", "postgres", "postgresql+psycopg", "postgres+psycopg")
 CONNECT_TIMEOUT_S = 5  # a database that is down fails the batch quickly, and the writer spills it
+# A statement that waits longer (a lock held elsewhere, an overloaded server) fails, and the writer spills
+# its batch rather than letting the queue behind it fill up; reads by the monitor get the same bound.
+STATEMENT_TIMEOUT_MS = 10_000
+# A connection whose peer went away without closing it (a cut network) is noticed within about this long.
+_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
 PG_COLUMNS = (*COLUMNS, "seq")
 # One lock id for every mloop process: replicas starting together must not race to create the table.
 _SCHEMA_LOCK = 0x6D6C6F6F70  # "mloop"
@@ -145,10 +150,16 @@ class PgPredictionStore:
                 "version of mloop; point monitor.predictions_url elsewhere or move it aside (nothing was changed)."
             )
 
+    def _connect_options(self) -> dict[str, Any]:
+        """Timeouts for every connection; a statement timeout is added to the URL's own ``options``."""
+        given = self._db.conninfo.conninfo_to_dict(self._url).get("options") or ""
+        timeout = f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"
+        return {"connect_timeout": CONNECT_TIMEOUT_S, "options": f"{given} {timeout}".strip(), **_KEEPALIVES}
+
     @contextmanager
     def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
         """One transaction on a fresh connection: committed on success, rolled back on any error."""
-        conn: psycopg.Connection[Any] = self._db.connect(self._url, connect_timeout=CONNECT_TIMEOUT_S)
+        conn: psycopg.Connection[Any] = self._db.connect(self._url, **self._connect_options())
         with conn:  # psycopg commits when the block ends cleanly, rolls back otherwise, then closes
             yield conn
 

@@ -283,6 +283,35 @@ def test_the_servers_writer_spills_while_postgresql_is_down_and_loses_nothing(
     assert not list((tmp_path / "spill").glob("*.jsonl"))
 
 
+def test_a_statement_stuck_behind_a_lock_times_out_and_the_writer_spills(
+    schema: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from mloop.data import predictions_pg
+
+    monkeypatch.setattr(predictions_pg, "STATEMENT_TIMEOUT_MS", 300)
+    url, name = schema
+    store = PgPredictionStore(url)  # the search_path in the URL's own options still applies
+    store.write_many([row("a", 1)])
+    writer = PredictionLogWriter(store, spill_dir=tmp_path / "spill", linger=0.0)  # type: ignore[arg-type]
+    writer.start()
+    try:
+        with admin_connection() as admin, admin.transaction():
+            admin.execute(f'LOCK TABLE "{name}".predictions IN ACCESS EXCLUSIVE MODE')  # held until the block ends
+            started = time.monotonic()
+            with pytest.raises(ServeError, match="statement timeout"):
+                store.write_many([row("b", 2)])
+            assert time.monotonic() - started < 5  # not the lock holder's whole transaction
+            writer.log_many([row(f"held{n}", n) for n in range(20)])
+            assert writer.flush(timeout=30)
+            assert writer.spilled == 20  # kept on disk while the table was locked
+    finally:
+        writer.close(timeout=60)  # the lock is gone: the spilled rows are replayed
+    assert writer.dropped == 0 and writer.spilled == 0
+    assert set(store.read()["request_id"]) == {"a"} | {f"held{n}" for n in range(20)}
+
+
 def test_without_psycopg_the_error_names_the_extra(schema: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "psycopg", None)  # what an install without mloop[postgres] looks like
     with pytest.raises(ServeError, match=r"mloop\[postgres\]"):
