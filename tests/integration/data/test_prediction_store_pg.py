@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import socket
 import sys
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from tests.postgres_schema import POSTGRES_URL, admin_connection, fresh_schema, url_with_schema
+from tests.postgres_schema import Relay, admin_connection, fresh_schema, postgres_relay
 
 from mloop.data.predictions import (
     DuplicateRequestId,
@@ -41,85 +40,14 @@ def schema() -> Iterator[tuple[str, str]]:
         yield found
 
 
-class Relay:
-    """A TCP relay on 127.0.0.1 to the local PostgreSQL: ``stop`` cuts every connection and refuses new ones,
-    as a database that went down does; ``start`` brings it back on the same port."""
-
-    def __init__(self, upstream: tuple[str, int]) -> None:
-        self.upstream = upstream
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        self.port = int(probe.getsockname()[1])
-        probe.close()
-        self._listener: socket.socket | None = None
-        self._open: list[socket.socket] = []
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(16)
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def stop(self) -> None:
-        if self._listener is not None:
-            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(); close() alone does not
-            self._listener.close()
-            self._listener = None
-        with self._lock:
-            for sock in self._open:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                sock.close()
-            self._open.clear()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:  # stopped
-                return
-            server = socket.create_connection(self.upstream, timeout=5)
-            server.settimeout(None)
-            with self._lock:
-                self._open += [client, server]
-            threading.Thread(target=self._pump, args=(client, server), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, sink):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-
 @pytest.fixture
 def relay() -> Iterator[Relay]:
-    admin_connection().close()  # skip (not on CI) before starting anything when there is no PostgreSQL
-    host_port = POSTGRES_URL.split("@", 1)[-1].split("/", 1)[0]
-    host, _, port = host_port.partition(":")
-    relay = Relay((host or "127.0.0.1", int(port or 5432)))
-    relay.start()
-    yield relay
-    relay.stop()
+    with postgres_relay() as relay:
+        yield relay
 
 
 def _via(relay: Relay, schema: str) -> str:
-    user = POSTGRES_URL.split("://", 1)[1].split("@", 1)[0]
-    database = POSTGRES_URL.rsplit("/", 1)[1].split("?", 1)[0]
-    return url_with_schema(f"postgresql://{user}@127.0.0.1:{relay.port}/{database}", schema)
+    return relay.url(schema)
 
 
 def _free_port() -> int:

@@ -1,5 +1,6 @@
 """The prediction log loses nothing: the log database breaks in the middle of a load run, comes back, and
-every request id the server answered ends up in it; ``mloop_prediction_log_dropped_total`` stays 0."""
+every request id the server answered ends up in it; ``mloop_prediction_log_dropped_total`` stays 0. The
+SQLite file is moved away; PostgreSQL is reached through a TCP relay the test stops and starts."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import httpx
 import pandas as pd
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from tests.postgres_schema import fresh_schema, postgres_relay
 
 from mloop.data.predictions import PredictionStore
+from mloop.data.predictions_pg import PgPredictionStore
 from mloop.project import Project
 
 from .conftest import as_records, post, run_server, wait_for
@@ -104,6 +107,35 @@ def test_the_log_database_breaks_mid_load_and_every_request_is_logged(
         wanted = set(load.ids)
         wait_for(lambda: wanted <= set(store.read()["request_id"]), "every request id in the log", timeout=60)
         metrics = http.get("/metrics").text
+
+    assert _counter(metrics, "mloop_prediction_log_dropped_total") == 0
+    spilled = _counter(metrics, "mloop_prediction_log_spilled_total")
+    assert spilled > 0 and _counter(metrics, "mloop_prediction_log_replayed_total") == spilled
+
+
+def test_postgresql_goes_down_mid_load_and_every_request_is_logged(
+    project: Project, champion: Any, csv_rows: pd.DataFrame, tmp_path: Path
+) -> None:
+    records = as_records(csv_rows, champion[1])
+    with fresh_schema() as (direct_url, schema), postgres_relay() as relay:
+        env = {"MLOOP_MONITOR__PREDICTIONS_URL": relay.url(schema)}
+        store = PgPredictionStore(direct_url)
+        with run_server(project, tmp_path, env=env) as srv, srv.client() as http:
+            with Load(srv.url, records) as load:
+                wait_for(lambda: load.count() >= 50, "traffic before the outage")
+                relay.stop()  # every connection cut, new ones refused: the database is gone
+                try:
+                    during = load.count()
+                    time.sleep(OUTAGE_SECONDS)
+                    served_during_outage = load.count() - during
+                finally:
+                    relay.start()
+                wait_for(lambda: load.count() >= during + served_during_outage + 50, "traffic after the outage")
+
+            assert not load.failures and served_during_outage > 0
+            wanted = set(load.ids)
+            wait_for(lambda: wanted <= set(store.read()["request_id"]), "every request id in the log", timeout=60)
+            metrics = http.get("/metrics").text
 
     assert _counter(metrics, "mloop_prediction_log_dropped_total") == 0
     spilled = _counter(metrics, "mloop_prediction_log_spilled_total")
