@@ -1,4 +1,5 @@
-"""A fresh schema on the local PostgreSQL (127.0.0.1:5432, trust auth, db ``test``) for one test, dropped after.
+"""The local PostgreSQL for tests (127.0.0.1:5432, trust auth, db ``test``): a fresh schema for one test, dropped
+after, and a TCP relay to it that a test stops and starts to take the database away and bring it back.
 
 Unreachable on a laptop: the test is skipped with the reason; on CI (``CI=true``) it fails instead.
 """
@@ -14,6 +15,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+
+from tests.net import free_port
 
 POSTGRES_URL = os.environ.get("MLOOP_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -59,10 +62,7 @@ class Relay:
 
     def __init__(self, upstream: tuple[str, int]) -> None:
         self.upstream = upstream
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        self.port = int(probe.getsockname()[1])
-        probe.close()
+        self.port = free_port()
         self._listener: socket.socket | None = None
         self._open: list[socket.socket] = []
         self._lock = threading.Lock()

@@ -14,7 +14,6 @@ import math
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -35,6 +34,7 @@ from mloop.pipeline import stages
 from mloop.project import Project
 from mloop.registry.gate import version_contract
 from mloop.registry.versions import CHAMPION, alias_version, load_model
+from tests.net import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -71,12 +71,6 @@ class Podman:
 class Container:
     name: str
     url: str
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _train(root: Path, frame: pd.DataFrame, name: str, extra: str = "") -> Project:
@@ -198,7 +192,7 @@ def run_container(podman: Podman, image: str, url: str, *options: str) -> Iterat
 @pytest.fixture(scope="module")
 def baked(podman: Podman, image: str) -> Iterator[Container]:
     """The image with its baked-in model, published on 127.0.0.1 only."""
-    port = _free_port()
+    port = free_port()
     with run_container(podman, image, f"http://127.0.0.1:{port}", "--publish", f"127.0.0.1:{port}:8000") as container:
         yield container
 
@@ -255,7 +249,7 @@ def test_the_image_has_a_healthcheck_a_non_root_user_and_no_compiler(podman: Pod
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """An `mlflow server` on 127.0.0.1 (SQLite store, proxied artifacts), stopped with its workers at the end."""
     folder = tmp_path_factory.mktemp("registry")
-    port = _free_port()
+    port = free_port()
     argv = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     argv += ["--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}"]
     argv += ["--artifacts-destination", (folder / "artifacts").as_uri()]
@@ -300,7 +294,7 @@ def test_the_image_serves_a_model_from_a_registry_uri(
         f"tracking: {{uri: '{registry}'}}\n",
     )
     records, expected, version = _host_predictions(project, train_frame.head(5))
-    port = _free_port()
+    port = free_port()
     # The host's network, so the container reaches the registry on 127.0.0.1; the server binds 127.0.0.1 too.
     env = {
         "MLOOP_TRACKING__URI": registry,

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import httpx
 import pytest
+from tests.net import free_port
 
 from mloop.demo.runner import DemoResult, run_demo
 from mloop.registry import audit
@@ -58,15 +58,9 @@ def test_every_decision_is_audited_and_every_version_has_lineage(demo: DemoResul
     assert (project.workspace / "report.html").read_text().count("<svg") >= 2
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_the_mlflow_server_the_demo_points_to_shows_runs_versions_and_tags(demo: DemoResult) -> None:
     """What `mlflow ui --backend-store-uri …` (printed by the demo) serves, read through its REST API."""
-    port = _free_port()
+    port = free_port()
     argv = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--backend-store-uri", demo.project.tracking_uri, "--workers", "1"]
     # Its own process group: `mlflow server` runs uvicorn children that must stop with it.

@@ -7,7 +7,6 @@ import functools
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -18,6 +17,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from tests.net import free_port
 
 POSTGRES_URL = os.environ.get("MLOOP_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -67,12 +67,6 @@ def postgres() -> Iterator[str]:
 S3_ACCESS_KEY, S3_SECRET_KEY = "MLOOPTESTKEY", "mloop-test-secret-key"  # a throwaway local server's keys
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """An S3 endpoint on 127.0.0.1: Ceph's RADOS Gateway started for this module (about 20 s), with the
@@ -88,7 +82,7 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     # A fresh memstore OSD now and then fails to register ("wrong fsid"); a new cluster then starts fine.
     for attempt in range(3):
         folder = Path(tempfile.mkdtemp(prefix="rgw-", dir="/tmp"))  # short: Unix socket paths are limited
-        port = _free_port()
+        port = free_port()
         started = subprocess.run(
             [
                 "bash",

@@ -3,7 +3,6 @@ database goes away (through a TCP relay this test stops and starts), and the ser
 
 from __future__ import annotations
 
-import socket
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -12,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from tests.net import free_port
 from tests.postgres_schema import Relay, admin_connection, fresh_schema, postgres_relay
 
 from mloop.data.predictions import (
@@ -48,12 +48,6 @@ def relay() -> Iterator[Relay]:
 
 def _via(relay: Relay, schema: str) -> str:
     return relay.url(schema)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # ------------------------------------------------------------------------------------------ the table
@@ -154,7 +148,7 @@ def test_labels_from_many_threads_all_land(schema: tuple[str, str]) -> None:
 
 
 def test_an_unreachable_database_is_a_store_error_without_the_password() -> None:
-    port = _free_port()
+    port = free_port()
     url = f"postgresql+psycopg://mloop:s3cr%40t-pw@127.0.0.1:{port}/predictions"
     with pytest.raises(ServeError) as raised:
         PgPredictionStore(url)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +9,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 import yaml
+from tests.net import free_port
 
 from mloop.data.sources import read_source
 from mloop.errors import SourceError
@@ -30,12 +30,6 @@ def error_of(source: str, query: str | None = None) -> str:
     with pytest.raises(SourceError) as info:
         read_source(source, query)
     return info.value.message
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def same_table(frame: pd.DataFrame, sample: pd.DataFrame) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from tests.net import free_port
 
 from .conftest import Monitored
 
@@ -23,12 +23,6 @@ REPO = Path(__file__).resolve().parents[3]
 ALERTS = REPO / "deploy" / "prometheus" / "alerts.yml"
 STARTUP_SECONDS = 60.0
 SCRAPE_SECONDS = 60.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _binary() -> str:
@@ -52,7 +46,7 @@ def prometheus(monitored: Monitored, tmp_path_factory: pytest.TempPathFactory) -
         "scrape_configs": [{"job_name": "mloop", "static_configs": [{"targets": [target]}]}],
     }
     (folder / "prometheus.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    port = _free_port()
+    port = free_port()
     log_path = folder / "prometheus.log"
     argv = [
         binary,

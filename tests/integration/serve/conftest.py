@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from tests.net import free_port
 
 from mloop.data.contract import Contract, coerce_frame
 from mloop.pipeline import stages
@@ -76,12 +76,6 @@ class Server:
         return httpx.Client(base_url=self.url, timeout=30.0)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _wait_until_answering(server: Server, path: str, want: int | None) -> None:
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
@@ -102,7 +96,7 @@ def run_server(
     project: Project, tmp_dir: Path, ready_status: int = 200, env: dict[str, str] | None = None
 ) -> Iterator[Server]:
     """uvicorn serving ``project`` on a free local port, until /ready answers ``ready_status``."""
-    port = _free_port()
+    port = free_port()
     log_path = tmp_dir / f"uvicorn-{port}.log"
     env = {**os.environ, "MLOOP_CONFIG": str(project.root / "mloop.yaml"), "OMP_NUM_THREADS": "1", **(env or {})}
     command = [

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import httpx
 import pandas as pd
 import pytest
 import yaml
+from tests.net import free_port
 
 from mloop.pipeline import stages
 from mloop.pipeline.scaffold import init_project
@@ -29,12 +29,6 @@ from mloop.tracking.store import sqlalchemy_url
 pytestmark = pytest.mark.integration
 
 PG = "postgresql://postgres@127.0.0.1:5432"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +53,7 @@ def database() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def server(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     artifacts = tmp_path_factory.mktemp("artifacts")
-    port = _free_port()
+    port = free_port()
     argv = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     argv += ["--backend-store-uri", sqlalchemy_url(database), "--artifacts-destination", artifacts.as_uri()]
     log = tmp_path_factory.mktemp("log") / "mlflow.log"
