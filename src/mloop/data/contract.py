@@ -12,15 +12,17 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mloop.errors import ContractError
+
+if TYPE_CHECKING:  # imported where a frame is validated: a tenth of a second that loading a contract skips
+    import pandera.pandas as pa
 
 Dtype = Literal["integer", "float", "boolean", "string", "datetime"]
 Role = Literal["feature", "target", "time", "id", "ignored"]
@@ -250,6 +252,8 @@ def _numeric_ok(series: pd.Series, integral: bool) -> pd.Series:
 
 
 def _dtype_check(dtype: Dtype) -> pa.Check:
+    import pandera.pandas as pa
+
     def check(series: pd.Series) -> pd.Series:
         if dtype in ("integer", "float"):
             return _numeric_ok(series, integral=dtype == "integer")
@@ -264,6 +268,8 @@ def _dtype_check(dtype: Dtype) -> pa.Check:
 
 
 def _schemas(contract: Contract) -> dict[Severity, pa.DataFrameSchema]:
+    import pandera.pandas as pa
+
     sev = contract.severity
     columns: dict[Severity, dict[str, pa.Column]] = {"error": {}, "warn": {}}
     for name, spec in contract.columns.items():
@@ -365,6 +371,8 @@ def _target_violations(frame: pd.DataFrame, contract: Contract) -> list[Violatio
 
 def validate_frame(frame: pd.DataFrame, contract: Contract) -> ValidationReport:
     """Check ``frame`` against ``contract``; never raises for bad data, it reports."""
+    import pandera.pandas as pa
+
     report = ValidationReport(rows=len(frame), contract_hash=contract.hash())
     for severity, schema in _schemas(contract).items():
         try:
