@@ -30,8 +30,7 @@ def regression_metrics(y_true: ArrayLike, y_pred: ArrayLike) -> dict[str, float]
     In NumPy: the evaluation calls this for every slice value (Ames: ~35 of a few dozen rows), where
     scikit-learn's checks of its arguments cost more than the arithmetic.
     """
-    yt = np.asarray(y_true, dtype=float).ravel()
-    yp = np.asarray(y_pred, dtype=float).ravel()
+    yt, yp = _one_per_row(y_true, "true values"), _one_per_row(y_pred, "predictions")
     if len(yt) != len(yp):
         raise ValueError(f"{len(yt)} true values but {len(yp)} predictions")
     if len(yt) == 0:
@@ -51,6 +50,16 @@ def regression_metrics(y_true: ArrayLike, y_pred: ArrayLike) -> dict[str, float]
         # scikit-learn's force_finite: a constant truth scores 1.0 when predicted exactly, else 0.0
         out["r2"] = (1.0 - squared / total) if total != 0 else (1.0 if squared == 0 else 0.0)
     return out
+
+
+def _one_per_row(values: ArrayLike, what: str) -> np.ndarray:
+    """``values`` as a flat float array: one number per row (a column ``(n, 1)`` is accepted)."""
+    array = np.asarray(values, dtype=float)
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim != 1:
+        raise ValueError(f"{what} must be one number per row, not an array of shape {array.shape}")
+    return array
 
 
 def classification_metrics(

@@ -39,12 +39,14 @@ if TYPE_CHECKING:
     import psycopg
 
 SCHEMES = ("postgresql", "postgres", "postgresql+psycopg", "postgres+psycopg")
-CONNECT_TIMEOUT_S = 5  # a database that is down fails the batch quickly, and the writer spills it
-# A statement that waits longer (a lock held elsewhere, an overloaded server) fails, and the writer spills
-# its batch rather than letting the queue behind it fill up; reads by the monitor get the same bound.
+# Connection settings unless the URL sets them: a database that is down fails the batch quickly (and the
+# writer spills it); a connection whose peer went away without closing it (a cut network) is noticed.
+_CONNECT_DEFAULTS = {"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5}
+# A write that waits longer (a lock held elsewhere, an overloaded server) fails and the writer spills its
+# batch, rather than the queue behind it filling up. Only where no statement_timeout is configured (the
+# URL's options, PGOPTIONS, the role or the server), and for writes only: the monitor's reads may be long.
 STATEMENT_TIMEOUT_MS = 10_000
-# A connection whose peer went away without closing it (a cut network) is noticed within about this long.
-_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
+_LIMIT_WRITES = "SELECT set_config('statement_timeout', %s, true) WHERE current_setting('statement_timeout') = '0'"
 PG_COLUMNS = (*COLUMNS, "seq")
 # One lock id for every mloop process: replicas starting together must not race to create the table.
 _SCHEMA_LOCK = 0x6D6C6F6F70  # "mloop"
@@ -150,17 +152,15 @@ class PgPredictionStore:
                 "version of mloop; point monitor.predictions_url elsewhere or move it aside (nothing was changed)."
             )
 
-    def _connect_options(self) -> dict[str, Any]:
-        """Timeouts for every connection; a statement timeout is added to the URL's own ``options``."""
-        given = self._db.conninfo.conninfo_to_dict(self._url).get("options") or ""
-        timeout = f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"
-        return {"connect_timeout": CONNECT_TIMEOUT_S, "options": f"{given} {timeout}".strip(), **_KEEPALIVES}
-
     @contextmanager
-    def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
+    def _transaction(self, write: bool = False) -> Iterator[psycopg.Connection[Any]]:
         """One transaction on a fresh connection: committed on success, rolled back on any error."""
-        conn: psycopg.Connection[Any] = self._db.connect(self._url, **self._connect_options())
+        given = self._db.conninfo.conninfo_to_dict(self._url)
+        defaults = {key: value for key, value in _CONNECT_DEFAULTS.items() if key not in given}
+        conn: psycopg.Connection[Any] = self._db.connect(self._url, **defaults)
         with conn:  # psycopg commits when the block ends cleanly, rolls back otherwise, then closes
+            if write:
+                conn.execute(_LIMIT_WRITES, (str(STATEMENT_TIMEOUT_MS),))
             yield conn
 
     # ---------------------------------------------------------------------------------- writing
@@ -175,7 +175,7 @@ class PgPredictionStore:
         if not params:
             return 0
         try:
-            with self._transaction() as conn, conn.cursor() as cursor:
+            with self._transaction(write=True) as conn, conn.cursor() as cursor:
                 cursor.executemany(_INSERT_NEW if skip_existing else _INSERT, params)
         except self._db.errors.UniqueViolation as exc:
             detail = exc.diag.message_detail or "a request_id is already logged"
@@ -193,7 +193,7 @@ class PgPredictionStore:
         ids = list(dict.fromkeys(request_id for request_id, _ in labels))
         label_ts = utc_now()
         try:
-            with self._transaction() as conn:
+            with self._transaction(write=True) as conn:
                 # FOR UPDATE: a concurrent labelling of the same rows waits instead of interleaving.
                 found = conn.execute("SELECT request_id FROM predictions WHERE request_id = ANY(%s) FOR UPDATE", (ids,))
                 known = {str(row[0]) for row in found}

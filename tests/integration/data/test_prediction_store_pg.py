@@ -234,6 +234,19 @@ def test_a_statement_stuck_behind_a_lock_times_out_and_the_writer_spills(
     assert set(store.read()["request_id"]) == {"a"} | {f"held{n}" for n in range(20)}
 
 
+def test_writes_get_a_statement_timeout_only_where_none_is_configured(schema: tuple[str, str]) -> None:
+    url, _ = schema
+    store = PgPredictionStore(url)
+    with store._transaction(write=True) as conn:
+        assert conn.execute("SHOW statement_timeout").fetchone() == ("10s",)
+    with store._transaction() as conn:  # reads (the monitor's) are not cut short
+        assert conn.execute("SHOW statement_timeout").fetchone() == ("0",)
+    own = PgPredictionStore(url.replace("options=", "options=-cstatement_timeout%3D1234%20", 1))
+    with own._transaction(write=True) as conn:  # the URL's own setting wins, and its search_path still applies
+        assert conn.execute("SHOW statement_timeout").fetchone() == ("1234ms",)
+    assert own.write_many([row("a", 1)]) == 1 and store.count() == 1
+
+
 def test_without_psycopg_the_error_names_the_extra(schema: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "psycopg", None)  # what an install without mloop[postgres] looks like
     with pytest.raises(ServeError, match=r"mloop\[postgres\]"):

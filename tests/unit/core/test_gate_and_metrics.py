@@ -350,3 +350,6 @@ def test_regression_metrics_refuse_missing_values_and_unequal_lengths() -> None:
         regression_metrics([1.0, 2.0], [1.0, float("nan")])
     with pytest.raises(ValueError, match="2 true values but 3 predictions"):
         regression_metrics([1.0, 2.0], [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match=r"one number per row, not an array of shape \(2, 2\)"):
+        regression_metrics([[1.0, 2.0], [3.0, 4.0]], [[1.0, 2.0], [3.0, 4.0]])  # several outputs: not pooled
+    assert regression_metrics([[1.0], [3.0]], [1.0, 2.0]) == regression_metrics([1.0, 3.0], [[1.0], [2.0]])

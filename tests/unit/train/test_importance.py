@@ -3,6 +3,7 @@ predicting with the whole pipeline gives, for every task and estimator; the metr
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -133,7 +134,9 @@ def test_a_helping_thread_changes_nothing_but_the_time() -> None:
     model, X, y, task = fitted("multiclass", "hist_gradient_boosting", "log_loss")
     with threadpool_limits(1):
         reference = predict(model, X, task)
-        alone = importance.permutation_importance(model, X, y, task, "log_loss", rows=120, repeats=2, seed=3)
+        alone = importance.permutation_importance(
+            model, X, y, task, "log_loss", rows=120, repeats=2, seed=3, reference=reference
+        )
         job = importance.PermutationImportance(
             model, X, y, task, "log_loss", rows=120, repeats=2, seed=3, reference=reference
         )
@@ -205,3 +208,38 @@ def test_a_category_the_trees_never_saw_is_not_binned() -> None:
     binned = importance._binned(model._bin_mapper, seen)
     assert binned is not None and binned.dtype == np.uint8 and binned.flags.c_contiguous
     assert importance._binned(model._bin_mapper, np.array([[7.0, 0.1]])) is None  # binning would misplace it
+
+
+def test_a_helper_failing_while_the_worker_is_busy_fails_the_job_without_hanging() -> None:
+    model, X, y, task = fitted("regression", "linear", "rmse")
+    job = importance.PermutationImportance(model, X, y, task, "rmse", rows=50, repeats=1, seed=0)
+    job.prepare()
+    plan = job._plan
+    main = threading.main_thread()
+    worker_busy, helper_failed = threading.Event(), threading.Event()
+
+    def run(unit: int) -> Any:
+        if threading.current_thread() is main:
+            raise MemoryError("the helper failed")
+        worker_busy.set()
+        helper_failed.wait(10)  # the worker is inside a unit while the helper fails
+        return plan.run(unit)
+
+    job._plan = importance._Plan(plan.units, run, plan.collect)
+    outcome: list[BaseException] = []
+
+    def compute() -> None:
+        try:
+            job.compute()
+        except BaseException as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=compute, daemon=True)  # a daemon: a regression fails the test, not hangs it
+    worker.start()
+    assert worker_busy.wait(10)
+    with pytest.raises(MemoryError):
+        job.help()  # as the trainer does once its own work is done
+    helper_failed.set()
+    worker.join(10)
+    assert not worker.is_alive(), "compute() still waits for units nobody will take"
+    assert len(outcome) == 1 and isinstance(outcome[0], MemoryError)  # the worker's compute ends with the error
