@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -66,6 +67,7 @@ class Relay:
         self._listener: socket.socket | None = None
         self._open: list[socket.socket] = []
         self._lock = threading.Lock()
+        self._frozen = threading.Event()
 
     def start(self) -> None:
         listener = socket.socket()
@@ -102,10 +104,18 @@ class Relay:
             threading.Thread(target=self._pump, args=(client, server), daemon=True).start()
             threading.Thread(target=self._pump, args=(server, client), daemon=True).start()
 
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
+    def freeze(self, frozen: bool = True) -> None:
+        """Hold every byte in both directions, connections left open: a server that stopped answering."""
+        if frozen:
+            self._frozen.set()
+        else:
+            self._frozen.clear()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                while self._frozen.is_set():
+                    time.sleep(0.01)
                 sink.sendall(data)
         except OSError:
             pass

@@ -12,6 +12,9 @@ messages name the database by ``safe_url`` and error text is scrubbed of the pas
 
 from __future__ import annotations
 
+import os
+import socket
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -46,6 +49,7 @@ _CONNECT_DEFAULTS = {"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 1
 # batch, rather than the queue behind it filling up. Only where no statement_timeout is configured (the
 # URL's options, PGOPTIONS, the role or the server), and for writes only: the monitor's reads may be long.
 STATEMENT_TIMEOUT_MS = 10_000
+WRITE_DEADLINE_S = 20.0  # the same from this side, for a server that cannot enforce its own (see _Watchdog)
 _LIMIT_WRITES = "SELECT set_config('statement_timeout', %s, true) WHERE current_setting('statement_timeout') = '0'"
 PG_COLUMNS = (*COLUMNS, "seq")
 # One lock id for every mloop process: replicas starting together must not race to create the table.
@@ -154,14 +158,27 @@ class PgPredictionStore:
 
     @contextmanager
     def _transaction(self, write: bool = False) -> Iterator[psycopg.Connection[Any]]:
-        """One transaction on a fresh connection: committed on success, rolled back on any error."""
+        """One transaction on a fresh connection: committed on success, discarded on any error.
+
+        A write is also watched from this side: a server that stops answering mid-transaction (a stopped
+        process, a network that drops packets) enforces no timeout of its own, and TCP does not notice,
+        so after ``WRITE_DEADLINE_S`` the connection is cut and the call fails (the writer spills).
+        """
         given = self._db.conninfo.conninfo_to_dict(self._url)
         defaults = {key: value for key, value in _CONNECT_DEFAULTS.items() if key not in given}
         conn: psycopg.Connection[Any] = self._db.connect(self._url, **defaults)
-        with conn:  # psycopg commits when the block ends cleanly, rolls back otherwise, then closes
-            if write:
-                conn.execute(_LIMIT_WRITES, (str(STATEMENT_TIMEOUT_MS),))
-            yield conn
+        watchdog = _Watchdog(conn.pgconn.socket, WRITE_DEADLINE_S) if write else None
+        try:
+            try:
+                if write:
+                    conn.execute(_LIMIT_WRITES, (str(STATEMENT_TIMEOUT_MS),))
+                yield conn
+                conn.commit()
+            finally:
+                if watchdog is not None:
+                    watchdog.stop()  # before the connection closes: it never touches a reused descriptor
+        finally:
+            conn.close()  # without a commit the server discards the transaction
 
     # ---------------------------------------------------------------------------------- writing
 
@@ -241,3 +258,35 @@ class PgPredictionStore:
 
 
 __all__ = ["PgPredictionStore", "is_postgres_url", "safe_url"]
+
+
+class _Watchdog:
+    """Cuts a connection's socket if ``stop`` is not called within ``seconds``.
+
+    ``shutdown`` on a duplicate of the descriptor ends the connection for libpq too, which is blocked
+    reading it: the call in progress fails at once. The lock makes ``stop`` wait for a cut in progress,
+    so the descriptor is never touched after the caller closes the connection.
+    """
+
+    def __init__(self, fd: int, seconds: float) -> None:
+        self._fd = fd
+        self._lock = threading.Lock()
+        self._stopped = False
+        self._timer = threading.Timer(seconds, self._cut)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _cut(self) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            try:
+                with socket.socket(fileno=os.dup(self._fd)) as sock:
+                    sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed by the other side
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+        self._timer.cancel()

@@ -4,6 +4,7 @@ database goes away (through a TCP relay this test stops and starts), and the ser
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -232,6 +233,44 @@ def test_a_statement_stuck_behind_a_lock_times_out_and_the_writer_spills(
         writer.close(timeout=60)  # the lock is gone: the spilled rows are replayed
     assert writer.dropped == 0 and writer.spilled == 0
     assert set(store.read()["request_id"]) == {"a"} | {f"held{n}" for n in range(20)}
+
+
+def test_a_server_that_stops_answering_mid_write_is_cut_off_at_the_deadline(
+    schema: tuple[str, str], relay: Relay, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from mloop.data import predictions_pg
+
+    monkeypatch.setattr(predictions_pg, "WRITE_DEADLINE_S", 1.0)
+    store = PgPredictionStore(_via(relay, schema[1]))
+    thaw = threading.Timer(15, relay.freeze, (False,))  # without the deadline the write fails this test, not hangs
+    thaw.daemon = True
+    thaw.start()
+    started = time.monotonic()
+    with pytest.raises(ServeError, match="cannot log predictions"):
+        with monkeypatch.context() as frozen:  # the server answers the connection, then goes silent
+            connect = store._db.connect
+
+            def connect_then_freeze(*args: Any, **kwargs: Any) -> Any:
+                conn = connect(*args, **kwargs)
+                relay.freeze()
+                return conn
+
+            frozen.setattr(store._db, "connect", connect_then_freeze)
+            store.write_many([row("a", 1)])
+    assert time.monotonic() - started < 10  # the deadline, not TCP's quarter of an hour
+    thaw.cancel()
+    relay.freeze(False)
+
+    writer = PredictionLogWriter(store, spill_dir=tmp_path / "spill", linger=0.0)  # type: ignore[arg-type]
+    writer.start()
+    try:
+        writer.log_many([row("b", 2)])
+        assert writer.flush(timeout=30)
+    finally:
+        writer.close(timeout=60)
+    assert writer.dropped == 0 and set(store.read()["request_id"]) == {"b"}  # "a" was never committed
 
 
 def test_writes_get_a_statement_timeout_only_where_none_is_configured(schema: tuple[str, str]) -> None:
