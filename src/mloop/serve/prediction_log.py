@@ -196,6 +196,12 @@ class PredictionLogWriter:
             self._replay()  # shutdown: a last chance; what stays on disk is replayed at the next start
 
     def _write(self, batch: list[PredictionRow]) -> None:
+        if self._spilled and time.monotonic() < self._next_replay:
+            # The store failed moments ago: straight to disk until the next replay tries it again. A store
+            # that fails slowly (connections that hang until a timeout) would otherwise cost each batch that
+            # timeout, and the queue behind the writer would fill up and drop rows.
+            self._spill_or_drop(batch, None)
+            return
         try:
             self.store.write_many(batch)
             return
@@ -228,7 +234,8 @@ class PredictionLogWriter:
             return []
         return sorted(self.spill_dir.glob(f"{self._own_prefix()}*{SPILL_SUFFIX}"))
 
-    def _spill_or_drop(self, rows: list[PredictionRow], exc: Exception) -> None:
+    def _spill_or_drop(self, rows: list[PredictionRow], exc: Exception | None) -> None:
+        """Keep ``rows`` in a spill file (``exc``: the store's failure; None when it was not tried)."""
         if self.spill_dir is None:
             log.error("prediction log: %d row(s) not stored: %s", len(rows), exc)
             self._count_drop(len(rows))
@@ -247,7 +254,8 @@ class PredictionLogWriter:
         if not self._spilled:
             log.warning("prediction log: the store fails (%s); spilling rows to %s until it is back", exc, path.parent)
         self._spilled += len(rows)
-        self._next_replay = time.monotonic() + REPLAY_INTERVAL
+        if exc is not None:  # only a real failure postpones the next try
+            self._next_replay = time.monotonic() + REPLAY_INTERVAL
         if self._on_spill is not None:
             self._on_spill(len(rows))
 

@@ -118,6 +118,41 @@ def test_rows_spill_while_the_store_is_down_and_are_replayed(store: PredictionSt
     assert writer.dropped == 0
 
 
+def test_a_store_failing_slowly_is_not_tried_for_every_batch(store: PredictionStore, tmp_path: Path) -> None:
+    class Hanging:
+        """A store whose writes hang until a timeout, then fail (a database that stopped answering)."""
+
+        def __init__(self) -> None:
+            self.attempts = 0
+            self.down = True
+
+        def write_many(self, batch: list[PredictionRow], skip_existing: bool = False) -> int:
+            self.attempts += 1
+            if self.down:
+                time.sleep(0.3)
+                raise OSError("timed out")
+            return store.write_many(batch, skip_existing=skip_existing)
+
+    hanging = Hanging()
+    writer = PredictionLogWriter(hanging, spill_dir=tmp_path / "spill", batch_size=10, linger=0.0)  # type: ignore[arg-type]
+    writer.start()
+    try:
+        ids = [f"r{i}" for i in range(200)]
+        started = time.monotonic()
+        for start in range(0, 200, 10):
+            writer.log_many(rows(*ids[start : start + 10]))
+            time.sleep(0.005)
+        assert writer.flush(10)
+        # 20 batches in well under 20 x 0.3 s: after the first failure they went straight to disk
+        assert time.monotonic() - started < 3 and hanging.attempts < 8
+        assert writer.spilled == 200 and writer.dropped == 0
+        hanging.down = False
+        assert _wait(lambda: writer.spilled == 0)  # the next replay finds the store back
+    finally:
+        writer.close()
+    assert sorted(store.read()["request_id"]) == sorted(ids) and writer.dropped == 0
+
+
 def test_rows_still_spilled_at_close_are_replayed_by_the_next_writer(store: PredictionStore, tmp_path: Path) -> None:
     away = _break(store.path)
     writer = PredictionLogWriter(store, spill_dir=tmp_path / "spill")
