@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,21 +87,21 @@ def _repair(db: Path, away: Path) -> None:
     away.rename(db)
 
 
-def test_the_log_database_breaks_mid_load_and_every_request_is_logged(
-    project: Project, champion: Any, csv_rows: pd.DataFrame, tmp_path: Path
+def _outage_under_load(
+    srv: Any, records: list[dict[str, Any]], store: Any, cut: Callable[[], None], restore: Callable[[], None]
 ) -> None:
-    records = as_records(csv_rows, champion[1])
-    store = PredictionStore(project.predictions_db)
-    with run_server(project, tmp_path) as srv, srv.client() as http:
+    """Clients post through ``cut`` … ``restore`` of the log database; every answered request must be
+    logged in ``store``, none dropped, every spilled row replayed."""
+    with srv.client() as http:
         with Load(srv.url, records) as load:
             wait_for(lambda: load.count() >= 50, "traffic before the outage")
-            away = _break(project.predictions_db)
+            cut()
             try:
                 during = load.count()
                 time.sleep(OUTAGE_SECONDS)
                 served_during_outage = load.count() - during
             finally:
-                _repair(project.predictions_db, away)
+                restore()
             wait_for(lambda: load.count() >= during + served_during_outage + 50, "traffic after the outage")
 
         assert not load.failures and served_during_outage > 0
@@ -113,33 +114,31 @@ def test_the_log_database_breaks_mid_load_and_every_request_is_logged(
     assert spilled > 0 and _counter(metrics, "mloop_prediction_log_replayed_total") == spilled
 
 
+def test_the_log_database_breaks_mid_load_and_every_request_is_logged(
+    project: Project, champion: Any, csv_rows: pd.DataFrame, tmp_path: Path
+) -> None:
+    db = project.predictions_db
+    moved: list[Path] = []
+    with run_server(project, tmp_path) as srv:
+        _outage_under_load(
+            srv,
+            as_records(csv_rows, champion[1]),
+            PredictionStore(db),
+            cut=lambda: moved.append(_break(db)),
+            restore=lambda: _repair(db, moved.pop()),
+        )
+
+
 def test_postgresql_goes_down_mid_load_and_every_request_is_logged(
     project: Project, champion: Any, csv_rows: pd.DataFrame, tmp_path: Path
 ) -> None:
-    records = as_records(csv_rows, champion[1])
     with fresh_schema() as (direct_url, schema), postgres_relay() as relay:
         env = {"MLOOP_MONITOR__PREDICTIONS_URL": relay.url(schema)}
-        store = PgPredictionStore(direct_url)
-        with run_server(project, tmp_path, env=env) as srv, srv.client() as http:
-            with Load(srv.url, records) as load:
-                wait_for(lambda: load.count() >= 50, "traffic before the outage")
-                relay.stop()  # every connection cut, new ones refused: the database is gone
-                try:
-                    during = load.count()
-                    time.sleep(OUTAGE_SECONDS)
-                    served_during_outage = load.count() - during
-                finally:
-                    relay.start()
-                wait_for(lambda: load.count() >= during + served_during_outage + 50, "traffic after the outage")
-
-            assert not load.failures and served_during_outage > 0
-            wanted = set(load.ids)
-            wait_for(lambda: wanted <= set(store.read()["request_id"]), "every request id in the log", timeout=60)
-            metrics = http.get("/metrics").text
-
-    assert _counter(metrics, "mloop_prediction_log_dropped_total") == 0
-    spilled = _counter(metrics, "mloop_prediction_log_spilled_total")
-    assert spilled > 0 and _counter(metrics, "mloop_prediction_log_replayed_total") == spilled
+        with run_server(project, tmp_path, env=env) as srv:
+            # relay.stop(): every connection cut, new ones refused, as when the database is gone
+            _outage_under_load(
+                srv, as_records(csv_rows, champion[1]), PgPredictionStore(direct_url), relay.stop, relay.start
+            )
 
 
 def test_rows_spilled_at_shutdown_are_logged_after_a_restart(
