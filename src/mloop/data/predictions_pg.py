@@ -129,6 +129,8 @@ class PgPredictionStore:
         self._secret = unquote(urlsplit(url).password or "")
         self._db = _psycopg()
         try:
+            given = self._db.conninfo.conninfo_to_dict(self._url)
+            self._connect = {key: value for key, value in _CONNECT_DEFAULTS.items() if key not in given}
             with self._transaction() as conn:
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
                 self._check_schema(conn)  # before changing anything, so a foreign table stays untouched
@@ -164,9 +166,7 @@ class PgPredictionStore:
         process, a network that drops packets) enforces no timeout of its own, and TCP does not notice,
         so after ``WRITE_DEADLINE_S`` the connection is cut and the call fails (the writer spills).
         """
-        given = self._db.conninfo.conninfo_to_dict(self._url)
-        defaults = {key: value for key, value in _CONNECT_DEFAULTS.items() if key not in given}
-        conn: psycopg.Connection[Any] = self._db.connect(self._url, **defaults)
+        conn: psycopg.Connection[Any] = self._db.connect(self._url, **self._connect)
         watchdog = _Watchdog(conn.pgconn.socket, WRITE_DEADLINE_S) if write else None
         try:
             try:

@@ -71,8 +71,8 @@ class _Remembered:
 class PendingEvaluation:
     """An evaluation whose permutation importance is still being computed in a worker thread.
 
-    The thread runs beside the caller's own work (plots, the reference profile, MLflow logging): the tree
-    code of HistGradientBoosting releases the GIL, so on two cores the importance costs little wall time.
+    The thread runs beside the caller's own work (the reference profile, MLflow logging): the tree code
+    of HistGradientBoosting releases the GIL, so on two cores part of the importance costs no wall time.
     """
 
     done: Evaluation
@@ -168,7 +168,7 @@ def start_evaluation(
         if result.error is None:
             out.metrics[metric_key("behaviour", result.name, "moved")] = result.moved
     if config.train.importance:
-        # Started last: a worker thread takes the GIL back after each of its thousands of tree calls, which
+        # Started last: a worker thread takes the GIL back after each of its hundreds of tree calls, which
         # slows the drawing and checks above more than it gains beside them; beside the caller's profiling
         # and MLflow writes it costs least (Ames, interleaved runs: 20-60 ms less than starting it first).
         pending.importance_job = PermutationImportance(

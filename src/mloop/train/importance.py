@@ -89,8 +89,9 @@ class PermutationImportance:
     """``permutation_importance`` as a job: ``compute()`` in one thread, ``help()`` from others.
 
     A thread that would otherwise wait for the result (the trainer, once its own work is done) calls
-    ``help()`` and takes columns too; the tree code runs without the GIL, so two threads use two cores.
-    The shuffles are drawn up front, so the result does not depend on which thread did which column.
+    ``help()`` and takes units of work too; the tree code runs without the GIL, so two threads use two
+    cores. The shuffles are drawn up front and the units' results combined in unit order, so the result
+    does not depend on which thread ran which unit.
     """
 
     def __init__(
