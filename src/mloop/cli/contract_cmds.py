@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
-from mloop.cli.app import JsonOption, app, console, emit_json, project
-from mloop.data.contract import Contract, load_contract, save_contract
-from mloop.data.evolution import Change, diff, propose
-from mloop.data.snapshot import Snapshot, latest_snapshot, load_snapshot
-from mloop.project import Project
+from mloop.cli.app import JsonOption, command_group, console, emit_json, project
 
-contract_app = typer.Typer(help="The data contract: show and accept changes.", no_args_is_help=True)
-app.add_typer(contract_app, name="contract")
+if TYPE_CHECKING:
+    from mloop.data.contract import Contract
+    from mloop.data.evolution import Change
+    from mloop.data.snapshot import Snapshot
+    from mloop.project import Project
+
+contract_app = command_group("contract", "The data contract: show and accept changes.")
 
 SnapshotArg = Annotated[str | None, typer.Argument(help="Snapshot hash (prefix); default: the latest.")]
 
 
 def _proposal(proj: Project, ref: str | None) -> tuple[Snapshot, Contract, Contract, list[Change]]:
+    from mloop.data.contract import load_contract
+    from mloop.data.evolution import diff, propose
+    from mloop.data.snapshot import latest_snapshot, load_snapshot
+
     snap = load_snapshot(proj.snapshots_dir, ref) if ref else latest_snapshot(proj.snapshots_dir)
     current = load_contract(proj.contract_path)
     proposed = propose(current, snap.read())
@@ -28,10 +32,12 @@ def _proposal(proj: Project, ref: str | None) -> tuple[Snapshot, Contract, Contr
 
 
 def _show(changes: list[Change], title: str) -> None:
+    from mloop.terminal import new_table
+
     if not changes:
         console.print("no change: the contract already accepts this snapshot's columns, types, ranges and categories")
         return
-    table = Table("column", "change", "detail", title=title)
+    table = new_table("column", "change", "detail", title=title, wrap=("detail",))
     for change in changes:
         table.add_row(escape(change.column), change.kind, escape(change.describe()))
     console.print(table)
@@ -54,6 +60,8 @@ def contract_update(ctx: typer.Context, snapshot: SnapshotArg = None, as_json: J
     proj = project(ctx)
     snap, current, proposed, changes = _proposal(proj, snapshot)
     if changes:
+        from mloop.data.contract import save_contract
+
         save_contract(proposed, proj.contract_path)
     if as_json:
         emit_json(

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
-from rich.table import Table
 
-from mloop.cli.app import JsonOption, app, console, emit_json, project
-from mloop.data import versioning
-from mloop.data.snapshot import Snapshot, content_hash, list_snapshots, load_snapshot, mark_latest
+from mloop.cli.app import JsonOption, app, command_group, console, emit_json, project
 from mloop.errors import ContractError, RegistryError, SourceError
-from mloop.pipeline import stages
-from mloop.project import Project
-from mloop.registry import versions
 
-data_app = typer.Typer(help="Data versions (snapshots).", no_args_is_help=True)
-app.add_typer(data_app, name="data")
+if TYPE_CHECKING:
+    from mloop.data.snapshot import Snapshot
+    from mloop.project import Project
+
+data_app = command_group("data", "Data versions (snapshots).")
 
 
 @app.command()
@@ -28,6 +24,10 @@ def ingest(
     as_json: JsonOption = False,
 ) -> None:
     """Read the data source into an immutable, content-addressed snapshot."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
+
+    from mloop.pipeline import stages
+
     proj = project(ctx)
     bar = Progress(
         TextColumn("reading the source"),
@@ -69,14 +69,23 @@ def validate(
     as_json: JsonOption = False,
 ) -> None:
     """Check a snapshot against the data contract; a failing snapshot is quarantined."""
+    from mloop.pipeline import stages
+    from mloop.terminal import new_table
+
     proj = project(ctx)
     snap, report = stages.validate(proj, snapshot)
     if as_json:
         emit_json({"snapshot": snap.hash, **report.to_dict()})
     else:
-        table = Table(title=f"snapshot {snap.hash[:12]} against {proj.contract_path.name}")
-        for col in ("severity", "column", "check", "count", "examples"):
-            table.add_column(col)
+        table = new_table(
+            "severity",
+            "column",
+            "check",
+            "count",
+            "examples",
+            title=f"snapshot {snap.hash[:12]} against {proj.contract_path.name}",
+            wrap=("check", "examples"),
+        )
         for v in report.violations:
             shown = ", ".join(f"row {e['row']}: {e['value']!r}" for e in v.examples[:3])
             style = "red" if v.severity == "error" else "yellow"
@@ -94,6 +103,8 @@ def validate(
 
 def _models_by_data(proj: Project) -> dict[str, list[str]]:
     """Model versions per data hash, from the registry's ``mloop.data_hash`` tags; none if nothing was tracked."""
+    from mloop.registry import versions
+
     if proj.config.tracking.uri is None and not (proj.workspace / "mlflow.db").is_file():
         return {}  # connecting would create an empty store just to find nothing in it
     found: dict[str, list[str]] = {}
@@ -113,6 +124,10 @@ def _status(proj: Project, snap: Snapshot) -> str:
 @data_app.command("list")
 def data_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List the data versions, oldest first, with the model versions trained on each."""
+    from mloop.data import versioning
+    from mloop.data.snapshot import list_snapshots
+    from mloop.terminal import new_table
+
     proj = project(ctx)
     snaps = list_snapshots(proj.snapshots_dir)
     models = _models_by_data(proj) if snaps else {}
@@ -128,7 +143,9 @@ def data_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
     if as_json:
         emit_json(rows)
         return
-    table = Table("hash", "rows", "columns", "source", "created", "status", "dvc", "models")
+    table = new_table(
+        "hash", "rows", "columns", "source", "created", "status", "dvc", "models", wrap=("source", "models")
+    )
     for s, row in zip(snaps, rows, strict=True):
         table.add_row(
             s.hash[:12],
@@ -145,6 +162,9 @@ def data_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
 
 def _resolve(proj: Project, ref: str) -> Snapshot:
     """A data hash (prefix), or a model version (``3``, ``v3``, ``champion``) whose training data is wanted."""
+    from mloop.data.snapshot import load_snapshot
+    from mloop.registry import versions
+
     is_version = ref.lower().removeprefix("v").isdigit() or ref in (versions.CHAMPION, versions.CHALLENGER)
     if not is_version:
         return load_snapshot(proj.snapshots_dir, ref)
@@ -171,6 +191,9 @@ def data_checkout(
     as_json: JsonOption = False,
 ) -> None:
     """Bring back exactly the data of REF (from DVC's cache, or its remote) and make it the latest snapshot."""
+    from mloop.data import versioning
+    from mloop.data.snapshot import content_hash, mark_latest
+
     proj = project(ctx)
     snap = _resolve(proj, ref)
     with console.status(f"Restoring {snap.hash[:12]}…"):

@@ -11,15 +11,12 @@ from typing import Annotated, Literal
 
 import typer
 
-from mloop.cli.app import app, console, project
+from mloop.cli.app import command_group, console, project
 from mloop.export import options
 from mloop.export.airflow_dag import AirflowSpec, render
 from mloop.export.kubeflow_pipeline import KubeflowSpec, compile_pipeline
 
-export_app = typer.Typer(
-    help="Run the pipeline on an orchestrator: an Airflow DAG file or a Kubeflow pipeline.", no_args_is_help=True
-)
-app.add_typer(export_app, name="export")
+export_app = command_group("export", "Run the pipeline on an orchestrator: an Airflow DAG file or a Kubeflow pipeline.")
 
 ScheduleOption = Annotated[
     str | None, typer.Option(help="Training DAG: cron ('0 3 * * 0'), preset ('@daily') or 'none' (trigger by hand).")

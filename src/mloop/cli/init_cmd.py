@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
 from mloop.cli.app import app, console
-from mloop.config import Task
-from mloop.pipeline.scaffold import init_project
+
+Task = Literal["regression", "classification"]  # mloop.config.Task, spelled here: config imports pydantic
 
 
 @app.command()
@@ -27,5 +27,7 @@ def init(
     no_scm: Annotated[bool, typer.Option("--no-scm", help="Use DVC without a git repository.")] = False,
 ) -> None:
     """Write a working mloop.yaml (and dvc.yaml) for a tabular source."""
+    from mloop.pipeline.scaffold import init_project
+
     path = init_project(folder, source, target, task, time_column, name, query=query, dvc=dvc, no_scm=no_scm)
     console.print(f"wrote {path}\nnext: cd {folder} && mloop run && mloop serve")

@@ -21,7 +21,7 @@ _USAGE_ERRORS: tuple[type[click.ClickException], ...] = tuple(
 def main() -> None:
     """Run the CLI; an MloopError becomes its message on stderr and a non-zero exit code."""
     try:
-        app(standalone_mode=False)
+        app(standalone_mode=False, prog_name="mloop")
     except MloopError as exc:
         # escaped: a message quotes user data (column names, paths) that must not be read as Rich markup
         err_console.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)

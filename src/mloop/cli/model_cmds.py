@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from mloop.cli.app import JsonOption, app, console, emit_json, project
-from mloop.core.gate import GateDecision
-from mloop.data.snapshot import latest_snapshot, load_snapshot
-from mloop.monitor.tables import number
-from mloop.pipeline import stages
-from mloop.registry import gate, versions
-from mloop.train import trainer
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from mloop.core.gate import GateDecision
 
 
 def _print_metrics(metrics: dict[str, float]) -> str:
+    from mloop.monitor.tables import number
+
     # Per-slice, importance and behaviour metrics (dotted names) stay in MLflow; the headline ones print.
     return "  ".join(f"{k}={number(v)}" for k, v in metrics.items() if "." not in k)
 
@@ -31,6 +30,8 @@ def _print_decision(decision: GateDecision, version: str) -> None:
 
 def _search_progress(proj_trials: int) -> tuple[Progress, Callable[[int, int, float | None], None]]:
     """A rich progress bar of finished trials with the best score so far."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     bar = Progress(
         TextColumn("[bold]search"),
         BarColumn(),
@@ -58,6 +59,10 @@ def train_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Train a model on a validated snapshot and log the run to MLflow (searching first if configured)."""
+    from mloop.data.snapshot import latest_snapshot, load_snapshot
+    from mloop.pipeline import stages
+    from mloop.train import trainer
+
     proj = project(ctx)
     snap = load_snapshot(proj.snapshots_dir, snapshot) if snapshot else latest_snapshot(proj.snapshots_dir)
     stages.require_valid(proj, snap)
@@ -97,6 +102,8 @@ def register(
     as_json: JsonOption = False,
 ) -> None:
     """Register a trained model as a new version in the MLflow model registry."""
+    from mloop.registry import versions
+
     info = versions.register(project(ctx), run_id)
     if as_json:
         emit_json(info.__dict__)
@@ -115,6 +122,8 @@ def promote(
     """Gate a version against the champion and make it champion if it wins."""
     if force and not reason:
         raise typer.BadParameter("--force needs --reason so the audit log says why.")
+    from mloop.registry import gate, versions
+
     proj = project(ctx)
     decision = gate.promote(proj, version, force=force, reason=reason)
     target = version or versions.list_versions(proj)[-1].version
@@ -133,6 +142,8 @@ def rollback(
     as_json: JsonOption = False,
 ) -> None:
     """Give the champion alias back to the previous champion."""
+    from mloop.registry import gate
+
     old, new = gate.rollback(project(ctx), reason)
     if as_json:
         emit_json({"from": old, "to": new})
@@ -143,13 +154,16 @@ def rollback(
 @app.command()
 def models(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List model versions with aliases, metrics and gate results."""
+    from mloop.registry import versions
+    from mloop.terminal import new_table
+
     proj = project(ctx)
     rows = versions.list_versions(proj)
     metric = proj.config.primary_metric
     if as_json:
         emit_json([v.__dict__ for v in rows])
         return
-    table = Table("version", "aliases", metric, "data", "gate", title=f"model {proj.name}")
+    table = new_table("version", "aliases", metric, "data", "gate", title=f"model {proj.name}", wrap=("gate",))
     for v in rows:
         gate_tag = v.tags.get("mloop.gate")
         verdict = ""
@@ -175,6 +189,8 @@ def run_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """ingest → validate → train → register → gate, in one command."""
+    from mloop.pipeline import stages
+
     proj = project(ctx)
     with console.status("ingest → validate → train → register → gate…"):
         result = stages.run(proj, source)

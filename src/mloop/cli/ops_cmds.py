@@ -6,13 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from mloop.cli.app import JsonOption, app, console, emit_json, project
-from mloop.monitor.report import write_report
-from mloop.monitor.runner import monitor, monitor_windows
-from mloop.monitor.tables import window_table
-from mloop.retrain.controller import retrain
 
 
 @app.command()
@@ -42,6 +37,10 @@ def monitor_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Drift and quality of the latest window of the prediction log; updates the server's gauges."""
+    from mloop.monitor.runner import monitor, monitor_windows
+    from mloop.monitor.tables import window_table
+    from mloop.terminal import new_table
+
     if every:
         results = monitor_windows(project(ctx), version, last)
         if as_json:
@@ -53,7 +52,9 @@ def monitor_cmd(
     if as_json:
         emit_json(result.to_dict())
         return
-    features = Table("feature", "kind", "psi", "test", "p-value", "drifted", title="drift per feature (top 10 by PSI)")
+    features = new_table(
+        "feature", "kind", "psi", "test", "p-value", "drifted", title="drift per feature (top 10 by PSI)"
+    )
     for f in sorted(result.drift.features, key=lambda f: -f.psi)[:10]:
         features.add_row(
             f.feature,
@@ -74,6 +75,8 @@ def retrain_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Train a challenger on training data plus labelled production rows; promote it only if it wins."""
+    from mloop.retrain.controller import retrain
+
     with console.status("Checking the policy and retraining…"):
         result = retrain(project(ctx), if_needed)
     if as_json:
@@ -104,6 +107,8 @@ def report(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="HTML file to write.")] = None,
 ) -> None:
     """Write a self-contained HTML report: drift and quality per window, versions and promotions."""
+    from mloop.monitor.report import write_report
+
     proj = project(ctx)
     path = write_report(proj, output or proj.workspace / "report.html")
     console.print(f"wrote {path}")
@@ -130,6 +135,7 @@ def watch(
     import time
 
     from mloop.errors import MonitorError
+    from mloop.retrain.controller import retrain
 
     proj = project(ctx)
     done = 0

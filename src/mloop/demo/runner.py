@@ -21,9 +21,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pandas as pd
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from mloop.data.contract import load_contract
 from mloop.errors import MloopError, ServeError
@@ -35,11 +33,11 @@ from mloop.project import Project
 from mloop.registry import audit
 from mloop.registry.versions import CHAMPION, alias_version, list_versions
 from mloop.retrain.controller import retrain
+from mloop.terminal import heading, make_console, new_table
 
 BATCH = 25
 TRAIN_YEARS = (2006, 2007)
-# Wide enough for the summary tables when the output is a file or a CI log rather than a terminal.
-console = Console(width=None if sys.stdout.isatty() else 110)
+console = make_console()
 
 
 def ames() -> pd.DataFrame:
@@ -165,13 +163,13 @@ class DemoResult:
 def run_demo(folder: Path | None = None, port: int = 0, traffic_limit: int | None = None) -> DemoResult:
     """Run the demo; ``traffic_limit`` replays only the first N later sales (the tests use a slice)."""
     root = folder or Path(tempfile.mkdtemp(prefix="mloop-demo-"))
-    console.rule("[bold]mloop demo: Ames house prices")
+    heading(console, "[bold]mloop demo: Ames house prices")
     project, traffic = _write_project(root)
     if traffic_limit is not None:
         traffic = traffic.head(traffic_limit)
     console.print(f"project: {root}")
 
-    console.rule("1. train on 2006–2007 sales")
+    heading(console, "1. train on 2006–2007 sales")
     with console.status("ingest → validate → train → register → gate…"):
         first = stages.run(project)
     console.print(
@@ -179,7 +177,7 @@ def run_demo(folder: Path | None = None, port: int = 0, traffic_limit: int | Non
         f"mape {first.trained.metrics['mape']:.1%} on the last 20% of 2006–2007 → {first.decision.reason}"
     )
 
-    console.rule("2. serve the champion")
+    heading(console, "2. serve the champion")
     server = Server(project.root / "mloop.yaml", port or _free_port())
     server.start()
     console.print(f"serving version {first.version.version} at {server.url} (docs: {server.url}/docs)")
@@ -190,7 +188,7 @@ def run_demo(folder: Path | None = None, port: int = 0, traffic_limit: int | Non
     try:
         with httpx.Client(base_url=server.url, timeout=30) as client:
             replay = Replay(client, features, project.config.data.target)
-            console.rule("3. replay 2008–2010 sales as traffic, labels fed back")
+            heading(console, "3. replay 2008–2010 sales as traffic, labels fed back")
             progress = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
@@ -251,14 +249,14 @@ def run_demo(folder: Path | None = None, port: int = 0, traffic_limit: int | Non
 
 
 def _summary(project: Project, replay: Replay, final: dict[str, Any], retrains: list[str]) -> None:
-    console.rule("4. summary")
-    windows = Table(
+    heading(console, "4. summary")
+    windows = new_table(
         "#", "sold", "served", "drifted", "live rmse", "train rmse", "decay", "retrain", title="monitoring windows"
     )
     for row in replay.rows:
         windows.add_row(*row)
     console.print(windows)
-    table = Table("version", "aliases", "rmse (own holdout)", "train rows", "gate", title="model versions")
+    table = new_table("version", "aliases", "rmse (own holdout)", "train rows", "gate", title="model versions")
     for v in list_versions(project):
         rmse = v.metric("rmse")
         table.add_row(

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from rich.table import Table
+from typing import TYPE_CHECKING
 
-from mloop.monitor.runner import WindowResult
+from mloop.terminal import new_table
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from mloop.monitor.runner import WindowResult
 
 
 def number(value: float | None) -> str:
@@ -15,8 +20,7 @@ def number(value: float | None) -> str:
 
 
 def window_table(results: list[WindowResult], title: str) -> Table:
-    table = Table(title=title)
-    for col in (
+    table = new_table(
         "window",
         "version",
         "rows",
@@ -26,12 +30,13 @@ def window_table(results: list[WindowResult], title: str) -> Table:
         "live",
         "trained",
         "decay",
-    ):
-        table.add_column(col)
+        title=title,
+        wrap=("drifted features",),
+    )
     for r in results:
         metric = r.metric
         live, trained = r.quality.get(metric), r.training_quality.get(metric)
-        top = ", ".join(r.drift.drifted_features[:3]) + ("…" if r.drift.n_drifted > 3 else "")
+        top = ", ".join(r.drift.drifted_features[:3]) + (f" +{r.drift.n_drifted - 3}" if r.drift.n_drifted > 3 else "")
         table.add_row(
             str(r.index),
             r.version,

@@ -12,33 +12,49 @@ from mloop.registry.versions import artifact_sha256
 from mloop.serve.main import tcp_socket
 
 
-def test_uvicorns_worker_socket_is_declared_tcp_so_accepted_connections_get_nodelay() -> None:
+def test_the_multi_worker_socket_gives_accepted_connections_tcp_nodelay() -> None:
+    """mloop's outcome on every uvicorn version: what the workers accept has Nagle's algorithm off.
+
+    Older uvicorn binds the shared socket with protocol 0 (asyncio then leaves Nagle on), newer ones
+    declare it TCP; ``tcp_socket`` must give the same answer either way.
+    """
     config = uvicorn.Config("mloop.serve.main:create_app_from_env", host="127.0.0.1", port=0, workers=2)
-    bound = config.bind_socket()  # what uvicorn hands its workers: protocol 0, so asyncio leaves Nagle on
-    assert bound.proto == 0
-    sock = tcp_socket(bound)
-    assert sock.proto == socket.IPPROTO_TCP and sock.get_inheritable()
-    port = sock.getsockname()[1]
+    sock = tcp_socket(config.bind_socket())
+    with sock:
+        assert sock.proto == socket.IPPROTO_TCP and sock.get_inheritable()
+        port = sock.getsockname()[1]
 
-    async def accepted_nodelay() -> int:
-        seen: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        async def accepted_nodelay() -> int:
+            seen: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
-        class Probe(asyncio.Protocol):
-            def connection_made(self, transport: asyncio.BaseTransport) -> None:
-                accepted = transport.get_extra_info("socket")
-                seen.set_result(accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
-                transport.close()
+            class Probe(asyncio.Protocol):
+                def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                    accepted = transport.get_extra_info("socket")
+                    seen.set_result(accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                    transport.close()
 
-        server = await asyncio.get_running_loop().create_server(Probe, sock=sock)
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            value = await asyncio.wait_for(seen, 10)
-            writer.close()
-            return value
-        finally:
-            server.close()
+            server = await asyncio.get_running_loop().create_server(Probe, sock=sock)
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                try:
+                    return await asyncio.wait_for(seen, 10)
+                finally:
+                    writer.close()
+                    await writer.wait_closed()
+            finally:
+                server.close()
+                await server.wait_closed()
 
-    assert asyncio.run(accepted_nodelay()) == 1
+        assert asyncio.run(accepted_nodelay()) == 1
+
+
+def test_a_protocol_0_tcp_socket_is_redeclared() -> None:
+    """The old-uvicorn case, built by hand so it is covered whatever uvicorn is installed."""
+    raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM, 0)
+    raw.bind(("127.0.0.1", 0))
+    with tcp_socket(raw) as fixed:
+        assert fixed.proto == socket.IPPROTO_TCP and fixed.get_inheritable()
+    raw.close()
 
 
 def test_a_non_tcp_socket_is_left_alone() -> None:
