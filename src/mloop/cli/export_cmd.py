@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from mloop.cli.app import command_group, console, project
+from mloop.cli.app import JsonOption, command_group, console, emit_json, project
 from mloop.export import options
 from mloop.export.airflow_dag import AirflowSpec, render
 from mloop.export.kubeflow_pipeline import KubeflowSpec, compile_pipeline
@@ -80,6 +80,7 @@ def export_airflow(
         list[str] | None, typer.Option(help="kubernetes: a Secret whose keys become environment variables (repeat).")
     ] = None,
     service_account: Annotated[str | None, typer.Option(help="kubernetes: service account of the pods.")] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Write an Airflow DAG file: the training DAG (ingest → validate → train → register → promote) and a
     monitoring DAG (monitor → retrain --if-needed). The file imports only Airflow."""
@@ -128,6 +129,9 @@ def export_airflow(
     path = output or Path(f"{spec.dag_id.replace('-', '_').replace('.', '_')}.py")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
+    if as_json:
+        emit_json({"path": str(path), "dags": [spec.dag_id, f"{spec.dag_id}_monitor"], "mode": mode})
+        return
     console.print(f"wrote {path}: DAGs {spec.dag_id} and {spec.dag_id}_monitor ({mode} mode)")
     console.print("next: copy it into Airflow's dags folder; try it with `airflow dags test " + spec.dag_id + "`")
 
@@ -164,6 +168,7 @@ def export_kubeflow(
             help="Each step pip-installs kfp's executor at start, or the image has kfp (mloop's kubeflow extra).",
         ),
     ] = True,
+    as_json: JsonOption = False,
 ) -> None:
     """Compile a Kubeflow pipeline (kfp v2 YAML) with one component per stage, run in the mloop image."""
     proj = project(ctx)
@@ -180,5 +185,8 @@ def export_kubeflow(
         install_kfp=install_kfp,
     )
     path = compile_pipeline(spec, output or Path("pipeline.yaml" if pipeline == "train" else "monitor-pipeline.yaml"))
+    if as_json:
+        emit_json({"path": str(path), "pipeline": spec.name})
+        return
     console.print(f"wrote {path}: pipeline {spec.name}")
     console.print("next: upload it in the Kubeflow Pipelines UI, or `kfp pipeline create -p " + spec.name + f" {path}`")

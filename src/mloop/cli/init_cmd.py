@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from mloop.cli.app import app, console
+from mloop.cli.app import JsonOption, app, console, emit_json
 
 Task = Literal["regression", "classification"]  # mloop.config.Task, spelled here: config imports pydantic
 
@@ -25,9 +25,13 @@ def init(
         bool | None, typer.Option("--dvc/--no-dvc", help="Version snapshots with DVC (default: if installed).")
     ] = None,
     no_scm: Annotated[bool, typer.Option("--no-scm", help="Use DVC without a git repository.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Write a working mloop.yaml (and dvc.yaml) for a tabular source."""
     from mloop.pipeline.scaffold import init_project
 
     path = init_project(folder, source, target, task, time_column, name, query=query, dvc=dvc, no_scm=no_scm)
+    if as_json:
+        emit_json({"config": str(path), "folder": str(folder)})
+        return
     console.print(f"wrote {path}\nnext: cd {folder} && mloop run && mloop serve")

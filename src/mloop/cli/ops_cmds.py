@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from mloop.cli.app import JsonOption, app, console, emit_json, project
+
+if TYPE_CHECKING:
+    from mloop.retrain.controller import RetrainResult
 
 
 @app.command()
@@ -68,6 +72,17 @@ def monitor_cmd(
     console.print(window_table([result], "latest window"))
 
 
+def _retrain_summary(result: RetrainResult) -> dict[str, Any]:
+    return {
+        "retrained": result.version is not None,
+        "reasons": result.decision.reasons,
+        "blockers": result.decision.blockers,
+        "version": result.version.version if result.version else None,
+        "promoted": result.promoted,
+        "gate": result.gate.to_dict() if result.gate else None,
+    }
+
+
 @app.command("retrain")
 def retrain_cmd(
     ctx: typer.Context,
@@ -80,16 +95,7 @@ def retrain_cmd(
     with console.status("Checking the policy and retraining…"):
         result = retrain(project(ctx), if_needed)
     if as_json:
-        emit_json(
-            {
-                "retrained": result.version is not None,
-                "reasons": result.decision.reasons,
-                "blockers": result.decision.blockers,
-                "version": result.version.version if result.version else None,
-                "promoted": result.promoted,
-                "gate": result.gate.to_dict() if result.gate else None,
-            }
-        )
+        emit_json(_retrain_summary(result))
         return
     if result.version is None:
         why = "; ".join(result.decision.blockers or ["no drift or quality decay beyond the limits"])
@@ -105,12 +111,16 @@ def retrain_cmd(
 def report(
     ctx: typer.Context,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="HTML file to write.")] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Write a self-contained HTML report: drift and quality per window, versions and promotions."""
     from mloop.monitor.report import write_report
 
     proj = project(ctx)
     path = write_report(proj, output or proj.workspace / "report.html")
+    if as_json:
+        emit_json({"path": str(path)})
+        return
     console.print(f"wrote {path}")
 
 
@@ -130,6 +140,7 @@ def watch(
     ctx: typer.Context,
     interval: Annotated[float, typer.Option(help="Seconds between checks.")] = 60.0,
     cycles: Annotated[int | None, typer.Option(help="Stop after this many checks (default: run until Ctrl-C).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per check, a line each.")] = False,
 ) -> None:
     """Run the retraining controller as a daemon: monitor, retrain if needed, repeat."""
     import time
@@ -143,9 +154,14 @@ def watch(
         try:
             result = retrain(proj, if_needed=True)
         except MonitorError as exc:  # no traffic yet is not a reason to stop watching
-            console.print(f"waiting: {exc.message}")
+            if as_json:
+                typer.echo(json.dumps({"check": done + 1, "waiting": exc.message}))
+            else:
+                console.print(f"waiting: {exc.message}")
         else:
-            if result.version is None:
+            if as_json:
+                typer.echo(json.dumps({"check": done + 1, **_retrain_summary(result)}))
+            elif result.version is None:
                 blockers = "; ".join(result.decision.blockers)
                 console.print(f"no retraining needed{': ' + blockers if blockers else ''}")
             else:

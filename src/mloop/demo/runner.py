@@ -280,6 +280,7 @@ def _summary(project: Project, replay: Replay, final: dict[str, Any], retrains: 
     else:
         console.print("[yellow]no retrained model beat the champion; the original champion is still served[/]")
     console.print("\nlook further:")
+    console.print(f"  mloop -c {project.root / 'mloop.yaml'} ui   (the MLflow UI and the dashboard, Ctrl-C stops both)")
     console.print(f"  mlflow ui --backend-store-uri {project.tracking_uri}")
     console.print(f"  mloop -c {project.root / 'mloop.yaml'} models")
     console.print(f"  open {report}")

@@ -6,8 +6,6 @@ import re
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import PurePosixPath
 
-from croniter import croniter
-
 from mloop.errors import MloopError
 
 
@@ -52,6 +50,8 @@ def schedule(value: str | None, option: str = "--schedule") -> str | None:
         if text not in SCHEDULE_PRESETS:
             raise ExportError(f"{option} {value!r} is not a schedule preset; use one of {', '.join(SCHEDULE_PRESETS)}.")
         return text
+    from croniter import croniter  # here: the CLI imports this module to show its defaults in --help
+
     if len(text.split()) != 5 or not croniter.is_valid(text):
         raise ExportError(
             f"{option} {value!r} is not a cron expression (five fields, e.g. '0 3 * * 0'), "

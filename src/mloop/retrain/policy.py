@@ -56,7 +56,8 @@ def decide(
     streak = (1 if dataset_drift else 0) if streak is None else streak
     reasons: list[str] = []
     if on_drift and dataset_drift and streak >= drift_windows:
-        shown = ", ".join(drifted_features[:5]) + (f" and {len(drifted_features) - 5} more" if len(drifted_features) > 5 else "")
+        more = len(drifted_features) - 5
+        shown = ", ".join(drifted_features[:5]) + (f" and {more} more" if more > 0 else "")
         run = f" for {streak} consecutive windows" if drift_windows > 1 else ""
         reasons.append(f"data drift on {len(drifted_features)} feature(s){run}: {shown}")
     if on_prediction_drift and prediction_drift:

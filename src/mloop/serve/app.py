@@ -696,6 +696,7 @@ def create_app(project: Project) -> FastAPI:
         default_response_class=OrjsonResponse,
     )
     app.state.service = service
+    app.state.project = project  # what the dashboard router reads; the dashboard-only app sets it too
     routers = (predict_router, feedback_router, model_router, ops_router, invocations_router, v2_router, admin_router)
     for router in routers:
         app.include_router(router)
