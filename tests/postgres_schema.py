@@ -31,7 +31,7 @@ def admin_connection() -> Any:
     except psycopg.OperationalError as exc:
         if os.environ.get("CI") == "true":
             raise
-        pytest.skip(f"PostgreSQL at {POSTGRES_URL.rsplit('@', 1)[-1]} is unreachable ({exc})")
+        pytest.skip(f"PostgreSQL at {POSTGRES_URL.rsplit('@', 1)[-1]} is unreachable ({exc}); apt-get install it")
 
 
 def url_with_schema(url: str, schema: str) -> str:

@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer
+from tests.cli_help import WALK_HELP
 
 pytestmark = pytest.mark.integration
 
@@ -135,37 +135,9 @@ def init_missing_source(root: Path) -> Steps:
     }
 
 
-HELP_SCRIPT = textwrap.dedent(
-    """
-    import contextlib, io, json, sys
-    import typer
-    from mloop.cli.main import app, main
-
-    def walk(group, prefix):
-        for name, command in group.commands.items():
-            yield [*prefix, name]
-            if hasattr(command, "commands"):
-                yield from walk(command, [*prefix, name])
-
-    results = {}
-    for path in walk(typer.main.get_command(app), []):
-        sys.argv = ["mloop", *path, "--help"]
-        out, err = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                main()
-                code = 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1
-        results[" ".join(path)] = {"code": code, "stdout": out.getvalue(), "stderr": err.getvalue()}
-    print(json.dumps(results))
-    """
-)
-
-
 def help_scenario(root: Path) -> Steps:
     every = subprocess.run(
-        [sys.executable, "-c", HELP_SCRIPT], cwd=root, capture_output=True, text=True, env=ENV, timeout=300
+        [sys.executable, "-c", WALK_HELP], cwd=root, capture_output=True, text=True, env=ENV, timeout=300
     )
     return {"top": mloop("--help", cwd=root), "every": every}
 
@@ -327,7 +299,7 @@ def test_top_level_help_lists_the_stages(scenarios: dict[str, Future[Steps]]) ->
 def test_every_command_has_help(scenarios: dict[str, Future[Steps]]) -> None:
     every = steps(scenarios, "help")["every"]
     assert every.returncode == 0, every.stderr
-    results = json.loads(every.stdout)
+    results = json.loads(every.stdout)["commands"]
     expected = {"init", "ingest", "validate", "train", "register", "promote", "rollback", "models", "run"}
     assert expected | {"serve", "monitor", "retrain", "data", "data list"} <= set(results)
     for command, result in results.items():

@@ -32,6 +32,6 @@ def init(
 
     path = init_project(folder, source, target, task, time_column, name, query=query, dvc=dvc, no_scm=no_scm)
     if as_json:
-        emit_json({"config": str(path), "folder": str(folder)})
+        emit_json({"config": str(path.resolve()), "folder": str(folder.resolve())})
         return
     console.print(f"wrote {path}\nnext: cd {folder} && mloop run && mloop serve")

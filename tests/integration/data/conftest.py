@@ -54,7 +54,7 @@ def postgres() -> Iterator[str]:
         engine.dispose()
         if os.environ.get("CI") == "true":
             raise
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is unreachable ({type(exc.orig).__name__})")
+        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is unreachable ({type(exc.orig).__name__}); apt-get install it")
     schema = f"mloop_{uuid.uuid4().hex[:8]}"
     with engine.begin() as conn:
         conn.execute(sa.text(f"CREATE SCHEMA {schema}"))

@@ -40,7 +40,7 @@ def browser() -> Iterator[Any]:
     except ImportError:
         _missing("the playwright Python package")
     if not CHROMIUM.is_file():
-        _missing("Debian's chromium (/usr/bin/chromium)")
+        _missing("Debian's chromium (/usr/bin/chromium; apt-get install chromium)")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:

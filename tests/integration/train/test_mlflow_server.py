@@ -40,7 +40,7 @@ def database() -> Iterator[str]:
     except psycopg.OperationalError as exc:
         if os.environ.get("CI") == "true":
             raise
-        pytest.skip(f"no PostgreSQL on 127.0.0.1:5432 ({exc})")
+        pytest.skip(f"no PostgreSQL on 127.0.0.1:5432 ({exc}); apt-get install postgresql")
     name = f"mloop_mlflow_{uuid.uuid4().hex[:8]}"
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')

@@ -84,7 +84,7 @@ def _postgres_admin() -> object:
     except psycopg.OperationalError as exc:
         if os.environ.get("CI") == "true":
             raise
-        pytest.skip(f"no PostgreSQL on 127.0.0.1:5432 ({exc})")
+        pytest.skip(f"no PostgreSQL on 127.0.0.1:5432 ({exc}); apt-get install postgresql")
 
 
 @pytest.fixture(scope="module")
