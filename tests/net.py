@@ -1,12 +1,7 @@
-"""Network helpers shared by the tests that start servers (uvicorn, MLflow, Prometheus, RADOS Gateway)."""
+"""Moved to ``tests.helpers.servers``; this name stays for modules that still import it from here."""
 
 from __future__ import annotations
 
-import socket
+from tests.helpers.servers import free_port
 
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = ["free_port"]

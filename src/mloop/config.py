@@ -328,7 +328,10 @@ class RetrainConfig(_Section):
             try:
                 from croniter import croniter  # imported here: only projects with a schedule need it
             except ImportError:
-                raise ValueError("a schedule needs the croniter package: pip install croniter") from None
+                raise ValueError(
+                    "a schedule needs croniter, a dependency of mloop that is missing from this environment; "
+                    "reinstall mloop: pip install mloop"
+                ) from None
             if not croniter.is_valid(value):
                 raise ValueError(f"{value!r} is not a cron expression (five fields, e.g. '0 3 * * 0')")
         return value

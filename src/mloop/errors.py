@@ -1,27 +1,42 @@
-"""Errors a user of mloop can see.
+"""Errors a user of mloop can see: every one of them, defined here and drawn in this tree.
 
-Every error says what was wrong, where (file, column, row, field) and what to do. Only ``cli`` turns
-them into exit codes and only ``serve`` into HTTP responses.
+Every error says what was wrong, where (file, column, row, field) and what to do. The classes say what
+went wrong, not how to answer it: only ``cli`` turns them into exit codes (``mloop.cli.main.EXIT_CODES``)
+and only ``serve`` into HTTP responses (``mloop.serve.http.STATUS``). This module imports nothing heavy,
+so the CLI can load it before it knows which command runs.
 
     MloopError
-    ├── ConfigError        mloop.yaml is missing, malformed or has an unknown key
-    ├── SourceError        a data source cannot be read (missing file, not a table, bad URI)
-    ├── ContractError      a snapshot breaks the data contract, or the contract file is broken
-    ├── TrainError         training cannot run (missing target, too few rows, bad split)
-    ├── TrackingError      the MLflow store cannot be reached or written
-    ├── RegistryError      no such version, no champion, nothing to roll back to
-    ├── ServeError         the server cannot load or use its model
-    ├── MonitorError       monitoring has no data or no reference
-    └── RetrainError       retraining cannot run
+    ├── ConfigError            mloop.yaml is missing, malformed or has an unknown key
+    ├── ExportError            an option of `mloop export` cannot make a working pipeline
+    ├── SourceError            a data source cannot be read (missing file, not a table, bad URI)
+    ├── ContractError          a snapshot breaks the data contract, or the contract file is broken
+    ├── PredictionLogError     the prediction log (SQLite or PostgreSQL) cannot be opened, read or written
+    │   └── DuplicateRequestId     a row's request_id is already in the log: the row is at fault, not the store
+    ├── ProfileError           a reference profile cannot be built from the data given, or read back
+    ├── TrainError             training cannot run (missing target, too few rows, bad split)
+    ├── TrackingError          the MLflow store cannot be reached or written
+    ├── RegistryError          no such version, no champion, nothing to roll back to
+    ├── ServeError             the server cannot load or use its model
+    │   └── HTTPProblem            a request the server refuses; ``detail`` is the answer's body
+    │       ├── InvalidInput           the body or a field of it is not valid
+    │       ├── UnknownRequestIds      feedback for request ids the log does not have
+    │       ├── NotFound               no such model or version on this server
+    │       ├── PayloadTooLarge        too many records or bytes in one request
+    │       ├── UnsupportedMediaType   a content type the route cannot read
+    │       ├── Unauthorized           no or a wrong API key
+    │       └── ModelUnavailable       no model is loaded yet, or the prediction log is not open
+    ├── MonitorError           monitoring has no data or no reference
+    └── RetrainError           retraining cannot run
+        └── LockBusy               another controller is retraining this project right now
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class MloopError(Exception):
     """Base of every error mloop raises on purpose; its message is meant for a person."""
-
-    exit_code = 1
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -32,50 +47,123 @@ class MloopError(Exception):
 
 
 class ConfigError(MloopError):
-    exit_code = 2
+    pass
+
+
+class ExportError(MloopError):
+    """An option of `mloop export` that cannot make a working pipeline."""
 
 
 class SourceError(MloopError):
-    exit_code = 3
+    pass
 
 
 class ContractError(MloopError):
-    exit_code = 4
+    pass
+
+
+class PredictionLogError(MloopError):
+    """The prediction log cannot be opened, read or written: no driver, a bad URL, a failing database."""
+
+
+class DuplicateRequestId(PredictionLogError):
+    """A row's request_id is already in the log: the row, not the store, is at fault."""
+
+
+class ProfileError(MloopError):
+    """A reference profile cannot be built from the data given, or the stored one cannot be read."""
 
 
 class TrainError(MloopError):
-    exit_code = 5
+    pass
 
 
 class TrackingError(MloopError):
-    exit_code = 6
+    pass
 
 
 class RegistryError(MloopError):
-    exit_code = 7
+    pass
 
 
 class ServeError(MloopError):
-    exit_code = 8
+    pass
+
+
+class HTTPProblem(ServeError):
+    """A request the server refuses; ``detail`` becomes the JSON body and ``headers`` go with the answer.
+
+    The status code of each kind is decided in ``mloop.serve.http.STATUS``, not here.
+    """
+
+    def __init__(self, detail: str | list[dict[str, Any]], headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail if isinstance(detail, str) else f"{len(detail)} problem(s) with the request")
+        self.detail = detail
+        self.headers = headers
+
+
+class InvalidInput(HTTPProblem):
+    pass
+
+
+class UnknownRequestIds(HTTPProblem):
+    pass
+
+
+class NotFound(HTTPProblem):
+    pass
+
+
+class PayloadTooLarge(HTTPProblem):
+    pass
+
+
+class UnsupportedMediaType(HTTPProblem):
+    pass
+
+
+class Unauthorized(HTTPProblem):
+    pass
+
+
+class ModelUnavailable(HTTPProblem):
+    pass
 
 
 class MonitorError(MloopError):
-    exit_code = 9
+    pass
 
 
 class RetrainError(MloopError):
-    exit_code = 10
+    pass
+
+
+class LockBusy(RetrainError):
+    """Another controller is retraining this project right now."""
 
 
 __all__ = [
     "ConfigError",
     "ContractError",
+    "DuplicateRequestId",
+    "ExportError",
+    "HTTPProblem",
+    "InvalidInput",
+    "LockBusy",
     "MloopError",
+    "ModelUnavailable",
     "MonitorError",
+    "NotFound",
+    "PayloadTooLarge",
+    "PredictionLogError",
+    "ProfileError",
     "RegistryError",
     "RetrainError",
     "ServeError",
     "SourceError",
     "TrackingError",
     "TrainError",
+    "Unauthorized",
+    "UnknownRequestIds",
+    "UnsupportedMediaType",
 ]

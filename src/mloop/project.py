@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mloop.config import MloopConfig, load_config
+from mloop.errors import ConfigError
 
 if TYPE_CHECKING:
+    from mloop.data.contract import Contract
     from mloop.data.predictions import PredictionLog
 
 WORKSPACE = ".mloop"
@@ -20,11 +23,16 @@ class Project:
 
     root: Path
     config: MloopConfig
+    config_path: Path | None = None  # the file it was loaded from, named in messages; None: root/mloop.yaml
 
     @classmethod
     def load(cls, config_path: Path | str = "mloop.yaml") -> Project:
         path = Path(config_path).resolve()
-        return cls(root=path.parent, config=load_config(path))
+        return cls(root=path.parent, config=load_config(path), config_path=path)
+
+    @property
+    def config_file(self) -> Path:
+        return self.config_path or self.root / "mloop.yaml"
 
     @property
     def name(self) -> str:
@@ -43,6 +51,37 @@ class Project:
     @property
     def contract_path(self) -> Path:
         return self.root / self.config.data.contract
+
+    def contract(self) -> Contract:
+        """The data contract, refused if ``data.target`` no longer names its target.
+
+        The contract owns the target once the first ingest has inferred it: validation, training, the gate,
+        serving and retraining all read it there. A ``data.target`` edited since would otherwise go unseen
+        (and the new target, a feature in the contract, would leak into the model's inputs), so every stage
+        that reads both loads the contract through here.
+        """
+        from mloop.data.contract import load_contract  # pandas and pydantic: only for commands that use them
+
+        contract = load_contract(self.contract_path)
+        if contract.target != self.config.data.target:
+            raise ConfigError(self._target_disagreement(contract))
+        return contract
+
+    def _target_disagreement(self, contract: Contract) -> str:
+        wanted, owned = self.config.data.target, contract.target
+        env = next((k for k in os.environ if k.upper() == "MLOOP_DATA__TARGET"), None)
+        where = f"{env} (overriding {self.config_file})" if env else str(self.config_file)
+        spec = contract.columns.get(wanted)
+        role = f" ({wanted!r} has the role {spec.role} there)" if spec is not None else ""
+        keep = f"unset {env} or set it to {owned}" if env else f"set `data.target: {owned}` in {self.config_file.name}"
+        option = "" if self.config_file.name == "mloop.yaml" else f"-c {self.config_file.name} "
+        return (
+            f"data.target is {wanted!r} in {where}, but the data contract {self.contract_path} "
+            f"(version {contract.version}) has the target {owned!r}{role}. The contract owns the target once "
+            f"the first ingest has inferred it. To keep predicting {owned!r}, {keep}; to predict {wanted!r} "
+            f"instead, run `mloop {option}contract set-target {wanted}`, which makes it the contract's target "
+            "(checked against the latest snapshot) and bumps the contract's version."
+        )
 
     @property
     def snapshots_dir(self) -> Path:

@@ -10,10 +10,8 @@ server started here is removed, whatever happens.
 from __future__ import annotations
 
 import json
-import math
 import os
 import shlex
-import signal
 import subprocess
 import sys
 import time
@@ -30,11 +28,12 @@ import pandas as pd
 import pytest
 
 from mloop.data.contract import coerce_frame
-from mloop.pipeline import stages
 from mloop.project import Project
 from mloop.registry.gate import version_contract
 from mloop.registry.versions import CHAMPION, alias_version, load_model
-from tests.net import free_port
+from tests.helpers.projects import early_sales, train_champion, write_project
+from tests.helpers.servers import free_port, mlflow_server
+from tests.helpers.traffic import as_records
 
 pytestmark = pytest.mark.integration
 
@@ -73,27 +72,11 @@ class Container:
     url: str
 
 
-def _train(root: Path, frame: pd.DataFrame, name: str, extra: str = "") -> Project:
+def _train(root: Path, frame: pd.DataFrame, name: str, **sections: Any) -> Project:
     """A project trained by the real pipeline on the host: version 1, champion."""
-    root.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(root / "train.csv", index=False)
-    (root / "mloop.yaml").write_text(
-        f"name: {name}\n"
-        "task: regression\n"
-        "data: {source: train.csv, target: Sale_Price, time_column: Year_Sold}\n"
-        "train: {importance: false, plots: false}\n" + extra,
-        encoding="utf-8",
+    return train_champion(
+        write_project(root, frame, name, serve=None, train={"importance": False, "plots": False}, **sections)
     )
-    project = Project.load(root / "mloop.yaml")
-    result = stages.run(project)
-    assert result.decision.promote, result.decision
-    return project
-
-
-def _records(frame: pd.DataFrame, features: list[str]) -> list[dict[str, Any]]:
-    """JSON-ready records, NaN sent as null the way a client sends a missing value."""
-    rows = frame[features].to_dict("records")
-    return [{str(k): None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()} for row in rows]
 
 
 def _host_predictions(project: Project, rows: pd.DataFrame) -> tuple[list[dict[str, Any]], list[float], str]:
@@ -102,7 +85,7 @@ def _host_predictions(project: Project, rows: pd.DataFrame) -> tuple[list[dict[s
     assert info is not None
     pipeline, contract = load_model(project, info.version), version_contract(project, info)
     expected = np.asarray(pipeline.predict(coerce_frame(rows, contract)), dtype=float).tolist()
-    return _records(rows, list(contract.features)), expected, info.version
+    return as_records(rows, contract), expected, info.version
 
 
 @pytest.fixture(scope="session")
@@ -125,7 +108,7 @@ def podman() -> Podman:
 
 @pytest.fixture(scope="session")
 def train_frame(ames: pd.DataFrame) -> pd.DataFrame:
-    return ames[ames["Year_Sold"] <= 2007].head(TRAIN_ROWS).reset_index(drop=True)
+    return early_sales(ames, TRAIN_ROWS)
 
 
 @pytest.fixture(scope="session")
@@ -249,35 +232,13 @@ def test_the_image_has_a_healthcheck_a_non_root_user_and_no_compiler(podman: Pod
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """An `mlflow server` on 127.0.0.1 (SQLite store, proxied artifacts), stopped with its workers at the end."""
     folder = tmp_path_factory.mktemp("registry")
-    port = free_port()
-    argv = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    argv += ["--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}"]
-    argv += ["--artifacts-destination", (folder / "artifacts").as_uri()]
-    log = folder / "mlflow.log"
-    with log.open("w", encoding="utf-8") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_SECONDS
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"mlflow server exited:\n{log.read_text(encoding='utf-8')[-3000:]}")
-            try:
-                if httpx.get(f"{url}/health", timeout=2.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"mlflow server did not start within {START_SECONDS}s")
-            time.sleep(0.5)
-        yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
+    with mlflow_server(
+        f"sqlite:///{folder / 'mlflow.db'}",
+        folder / "mlflow.log",
+        artifacts_destination=(folder / "artifacts").as_uri(),
+        timeout=START_SECONDS,
+    ) as server:
+        yield server.url
 
 
 def test_the_image_serves_a_model_from_a_registry_uri(
@@ -291,7 +252,7 @@ def test_the_image_serves_a_model_from_a_registry_uri(
         tmp_path_factory.mktemp("remote") / "ames",
         train_frame.tail(300),
         "ames-from-registry",
-        f"tracking: {{uri: '{registry}'}}\n",
+        tracking={"uri": registry},
     )
     records, expected, version = _host_predictions(project, train_frame.head(5))
     port = free_port()

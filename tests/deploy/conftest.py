@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.deploy.exported_metrics import exported_series
+
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = Path(os.environ.get("TOOLS_DIR") or REPO / ".tools")
 TOOLS_BIN = TOOLS / "bin"
@@ -65,3 +67,9 @@ def tools_python() -> str:
     if not python.is_file():
         pytest.skip(f"the tools venv is not installed: run `{INSTALL_HINT}`")
     return str(python)
+
+
+@pytest.fixture
+def exported(tmp_path: Path) -> dict[str, set[str]]:
+    """Every series an mloop server exports on /metrics, with its label names (see ``exported_metrics``)."""
+    return exported_series(tmp_path)

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from tests.deploy.conftest import find_tool
+from tests.helpers.cli import mloop, ok, run_command
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO / ".github" / "workflows"
@@ -236,14 +237,8 @@ def run_with_shims(
             "PATH": os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")]),
         }
     )
-    done = subprocess.run(
-        ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
-        cwd=REPO,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    done = run_command(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)], cwd=REPO, env=full_env, timeout=120
     )
     recorded = [json.loads(line) for line in calls.read_text(encoding="utf-8").splitlines()]
     return done.returncode, recorded, done.stdout + done.stderr
@@ -472,14 +467,7 @@ def test_train_workflow_stops_at_a_contract_violation_and_says_why(
 ) -> None:
     # The contract is inferred by the first ingest (in the test above, or here if run alone).
     if not (project / "contract.yaml").exists():
-        subprocess.run(
-            [str(Path(sys.executable).parent / "mloop"), "-c", str(project / "mloop.yaml"), "ingest"],
-            cwd=project,
-            env={k: v for k, v in os.environ.items() if not k.startswith("MLOOP_")},
-            capture_output=True,
-            check=True,
-            timeout=300,
-        )
+        ok(mloop("-c", str(project / "mloop.yaml"), "ingest", cwd=project))
     runner = runner_for(project, train_job, tmp_path, MLOOP_DATA__SOURCE="data/broken.csv")
     assert not runner.run_job(train_job["steps"])
     assert runner.outcomes["validate"] == "failure"

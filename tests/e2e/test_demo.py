@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
+from pathlib import Path
 
 import httpx
 import pytest
-from tests.net import free_port
+from tests.helpers.servers import mlflow_server
 
 from mloop.demo.runner import DemoResult, run_demo
 from mloop.registry import audit
@@ -58,24 +54,10 @@ def test_every_decision_is_audited_and_every_version_has_lineage(demo: DemoResul
     assert (project.workspace / "report.html").read_text().count("<svg") >= 2
 
 
-def test_the_mlflow_server_the_demo_points_to_shows_runs_versions_and_tags(demo: DemoResult) -> None:
+def test_the_mlflow_server_the_demo_points_to_shows_runs_versions_and_tags(demo: DemoResult, tmp_path: Path) -> None:
     """What `mlflow ui --backend-store-uri …` (printed by the demo) serves, read through its REST API."""
-    port = free_port()
-    argv = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
-    argv += ["--backend-store-uri", demo.project.tracking_uri, "--workers", "1"]
-    # Its own process group: `mlflow server` runs uvicorn children that must stop with it.
-    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("mlflow server did not start within 90 s")
+    with mlflow_server(demo.project.tracking_uri, tmp_path / "mlflow.log", timeout=90) as server:
+        base = server.url
         versions = httpx.get(
             f"{base}/api/2.0/mlflow/model-versions/search", params={"filter": "name='house-prices'"}, timeout=30
         ).json()["model_versions"]
@@ -94,10 +76,3 @@ def test_the_mlflow_server_the_demo_points_to_shows_runs_versions_and_tags(demo:
         assert all(r["inputs"].get("dataset_inputs") for r in runs)
         page = httpx.get(base, timeout=30)
         assert page.status_code == 200 and "<html" in page.text.lower()
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:  # a loaded machine can be slow to shut down; do not leak it
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=30)

@@ -6,13 +6,12 @@ at 80 columns because the output was not a terminal.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from tests.helpers.cli import mloop_argv, user_env
 
 pytestmark = pytest.mark.e2e
 
@@ -51,14 +50,12 @@ def demo_log(tmp_path_factory: pytest.TempPathFactory) -> str:
     root = tmp_path_factory.mktemp("demo-cli")
     log = root / "demo.log"
     # As a user runs it: the real command, stdout and stderr to a file, no COLUMNS to hint a width.
-    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES") and not k.startswith("MLOOP_")}
-    env.pop("PYTHONWARNINGS", None)
     with log.open("w") as out:
         done = subprocess.run(
-            [sys.executable, "-m", "mloop", "demo", "--dir", str(root / "demo")],
+            mloop_argv("demo", "--dir", str(root / "demo")),
             stdout=out,
             stderr=subprocess.STDOUT,
-            env=env,
+            env=user_env(),
             cwd=root,
             timeout=900,
             check=False,

@@ -17,30 +17,28 @@ of traffic, a deadline on every wait.
 from __future__ import annotations
 
 import json
-import math
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from importlib.resources import files
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from tests.integration.serve.conftest import Server, run_server
+from tests.helpers.cli import clean_env, mloop_argv, mloop_json
+from tests.helpers.projects import example_project, train_champion
+from tests.helpers.servers import Server, background, run_server
+from tests.helpers.traffic import send_with_labels
 
-from mloop.core.metrics import score_model
 from mloop.data.contract import coerce_frame, load_contract
-from mloop.pipeline import stages
 from mloop.project import Project
 from mloop.registry import audit
 from mloop.registry.gate import version_contract
+from mloop.registry.scoring import score_model
 from mloop.registry.versions import CHAMPION, alias_version, list_versions, load_model
 from mloop.retrain.controller import LOCK_FILE
 from mloop.retrain.lock import RetrainLock
@@ -57,22 +55,6 @@ NEW_MIX = ["Northridge_Heights", "Somerset", "Stone_Brook", "Timberland", "North
 NEW_MIX_SHARE = 0.7
 TRAFFIC_ROWS = 400  # two monitoring windows of 200
 UNSEEN_ROWS = 100  # drifted sales of the same months, never sent: every fifth sale is kept back
-
-
-def make_project(root: Path, train: pd.DataFrame, **overrides: dict[str, Any]) -> Project:
-    """The bundled house-prices example on ``train`` (its config: a small boosted model, no search)."""
-    root.mkdir(parents=True, exist_ok=True)
-    train.to_csv(root / "train.csv", index=False)
-    config = yaml.safe_load(files("mloop.examples").joinpath("house_prices.yaml").read_text(encoding="utf-8"))
-    config["data"]["source"] = "train.csv"
-    config["serve"] = {"reload_interval_seconds": 0.5}
-    for section, values in overrides.items():
-        config.setdefault(section, {}).update(values)
-    assert "search" not in config.get("train", {})
-    (root / "mloop.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    project = Project.load(root / "mloop.yaml")
-    assert stages.run(project).decision.promote
-    return project
 
 
 def inflated(frame: pd.DataFrame) -> pd.Series:
@@ -99,32 +81,7 @@ def send(client: httpx.Client, project: Project, rows: pd.DataFrame, labels: pd.
     """POST ``rows`` to /v1/predict in batches (features and the time column, as a client would), feed
     ``labels`` back through /v1/feedback, and return the model version that answered each batch."""
     contract = load_contract(project.contract_path)
-    columns = [*contract.features, *contract.with_role("time")]
-    versions = []
-    for start in range(0, len(rows), BATCH):
-        chunk = rows.iloc[start : start + BATCH]
-        records = [
-            {str(k): None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
-            for row in chunk[columns].to_dict("records")
-        ]
-        answer = client.post("/v1/predict", json=records)
-        assert answer.status_code == 200, answer.text
-        body = answer.json()
-        versions.append(str(body["model_version"]))
-        fed = [
-            {"request_id": rid, "label": float(y)}
-            for rid, y in zip(body["request_ids"], labels.iloc[start : start + BATCH], strict=True)
-        ]
-        assert client.post("/v1/feedback", json=fed).status_code == 200
-    return versions
-
-
-def cli(project: Project, *args: str, timeout: float = 600) -> dict[str, Any]:
-    argv = [sys.executable, "-m", "mloop", "-c", str(project.root / "mloop.yaml"), *args]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-    assert done.returncode == 0, done.stderr
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
+    return send_with_labels(client, rows, [*contract.features, *contract.with_role("time")], labels, BATCH)
 
 
 def served_version(server: Server) -> str:
@@ -164,7 +121,10 @@ def drifted(ames: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 @pytest.fixture
 def serving(tmp_path: Path, early: pd.DataFrame) -> Iterator[tuple[Project, Server]]:
-    project = make_project(tmp_path / "house-prices", early)
+    # The example's config: a small boosted model, no search.
+    project = example_project(tmp_path / "house-prices", early)
+    assert "search" not in yaml.safe_load(project.config_file.read_text(encoding="utf-8")).get("train", {})
+    train_champion(project)
     with run_server(project, tmp_path) as server:
         yield project, server
 
@@ -178,10 +138,12 @@ def test_injected_drift_retrains_promotes_a_better_model_and_the_running_server_
         answered_by = send(client, project, traffic, inflated(traffic))
     assert set(answered_by) == {"1"}
 
-    window = cli(project, "monitor", "--json")
+    window = mloop_json("monitor", "--json", project=project, timeout=600)
     assert window["dataset_drift"] and "Neighborhood" in window["drifted_features"], window["drifted_features"]
 
-    outcome = cli(project, "retrain", "--if-needed", "--json")  # the controller: one decision, as a cron job
+    outcome = mloop_json(
+        "retrain", "--if-needed", "--json", project=project, timeout=600
+    )  # the controller: one decision, as a cron job
     assert outcome["retrained"] is True and outcome["promoted"] is True, outcome
     reasons = " ".join(outcome["reasons"])
     assert "data drift" in reasons and "worse than at training time" in reasons, reasons
@@ -218,9 +180,8 @@ def test_killing_the_controller_while_it_trains_leaves_the_champion_served_and_t
     snapshots = set(os.listdir(project.snapshots_dir))
     lock_path = project.workspace / LOCK_FILE
 
-    argv = [sys.executable, "-m", "mloop", "-c", str(project.root / "mloop.yaml"), "retrain", "--json"]
-    controller = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
+    argv = mloop_argv("retrain", "--json", project=project)
+    with background(argv, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as controller:
         # Wait until the controller holds the lock and has written the retraining snapshot: it dies past
         # choosing the data, while it validates it or trains the challenger.
         deadline = time.monotonic() + KILL_WAIT_SECONDS
@@ -233,10 +194,6 @@ def test_killing_the_controller_while_it_trains_leaves_the_champion_served_and_t
             time.sleep(0.05)
         os.kill(controller.pid, signal.SIGKILL)
         controller.wait(30)
-    finally:
-        if controller.poll() is None:
-            controller.kill()
-            controller.wait(30)
     assert controller.returncode == -signal.SIGKILL
 
     champion = alias_version(project, CHAMPION)
@@ -249,7 +206,7 @@ def test_killing_the_controller_while_it_trains_leaves_the_champion_served_and_t
         pass
 
     # The next controller retrains from the same data and the server picks up what it promotes.
-    outcome = cli(project, "retrain", "--json")
+    outcome = mloop_json("retrain", "--json", project=project, timeout=600)
     assert outcome["retrained"] is True and outcome["version"] is not None, outcome
     assert outcome["promoted"] is True, outcome
     wait_for_version(server, outcome["version"])

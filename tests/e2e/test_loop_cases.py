@@ -7,24 +7,21 @@ in the middle of a retrain leaves the champion and the lock usable.
 from __future__ import annotations
 
 import json
-import math
 import os
 import signal
 import subprocess
-import sys
 import time
-from importlib.resources import files
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pandas as pd
 import pytest
-import yaml
-from tests.integration.serve.conftest import run_server
+from tests.helpers.cli import clean_env, mloop_argv, mloop_json
+from tests.helpers.projects import early_sales, example_project, train_champion
+from tests.helpers.servers import background, run_server
+from tests.helpers.traffic import send_with_labels
 
 from mloop.data.contract import load_contract
-from mloop.pipeline import stages
 from mloop.project import Project
 from mloop.registry import audit
 from mloop.registry.versions import CHAMPION, alias_version, list_versions
@@ -37,51 +34,16 @@ BATCH = 50
 KILL_WAIT_SECONDS = 120.0
 
 
-def make_project(root: Path, train: pd.DataFrame, **overrides: dict[str, Any]) -> Project:
-    """The bundled house-prices example on ``train``; ``overrides`` replace whole config sections' keys."""
-    root.mkdir(parents=True, exist_ok=True)
-    train.to_csv(root / "train.csv", index=False)
-    config = yaml.safe_load(files("mloop.examples").joinpath("house_prices.yaml").read_text(encoding="utf-8"))
-    config["data"]["source"] = "train.csv"
-    config["serve"] = {"reload_interval_seconds": 0.5}
-    for section, values in overrides.items():
-        config.setdefault(section, {}).update(values)
-    (root / "mloop.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    project = Project.load(root / "mloop.yaml")
-    assert stages.run(project).decision.promote
-    return project
-
-
 def replay(project: Project, traffic: pd.DataFrame, labels: pd.Series, tmp: Path) -> None:
     """Serve the champion, send ``traffic`` and feed ``labels`` back, as production would."""
     features = load_contract(project.contract_path).features
     with run_server(project, tmp) as server, server.client() as client:
-        for start in range(0, len(traffic), BATCH):
-            chunk = traffic.iloc[start : start + BATCH]
-            records = [
-                {str(k): None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
-                for row in chunk[features].to_dict("records")
-            ]
-            answer = client.post("/v1/predict", json=records)
-            assert answer.status_code == 200, answer.text
-            fed = [
-                {"request_id": rid, "label": float(y)}
-                for rid, y in zip(answer.json()["request_ids"], labels.iloc[start : start + BATCH], strict=True)
-            ]
-            assert client.post("/v1/feedback", json=fed).status_code == 200
-
-
-def cli(project: Project, *args: str, timeout: float = 600) -> dict[str, Any]:
-    argv = [sys.executable, "-m", "mloop", "-c", str(project.root / "mloop.yaml"), *args]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-    assert done.returncode == 0, done.stderr
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
+        send_with_labels(client, traffic, features, labels, BATCH)
 
 
 @pytest.fixture(scope="module")
 def early(ames: pd.DataFrame) -> pd.DataFrame:
-    return ames[ames["Year_Sold"] <= 2007].reset_index(drop=True)
+    return early_sales(ames)
 
 
 def test_without_drift_nothing_is_retrained(early: pd.DataFrame, tmp_path: Path) -> None:
@@ -94,13 +56,13 @@ def test_without_drift_nothing_is_retrained(early: pd.DataFrame, tmp_path: Path)
     # 71 features tested at 200 rows: a false alarm is expected (measured here: one KS p-value of 0.009;
     # before chi² pooled sparse cells, Neighborhood and Exterior_2nd were flagged too, for a few rare or
     # unseen values), so the example's rule applies: a window drifts from three features on.
-    project = make_project(tmp_path / "calm", train, retrain={"max_quality_decay": 0.25})
+    project = train_champion(example_project(tmp_path / "calm", train, retrain={"max_quality_decay": 0.25}))
     assert project.config.monitor.min_drifted_features == 3
     replay(project, traffic, traffic["Sale_Price"], tmp_path)
 
-    window = cli(project, "monitor", "--json")
+    window = mloop_json("monitor", "--json", project=project, timeout=600)
     assert not window["dataset_drift"], window["drifted_features"]
-    decision = cli(project, "retrain", "--if-needed", "--json")
+    decision = mloop_json("retrain", "--if-needed", "--json", project=project, timeout=600)
     assert decision["retrained"] is False and decision["reasons"] == []
     assert [v.version for v in list_versions(project)] == ["1"]
     journal = [e for e in audit.read(project.audit_log) if e["event"] == "retrain_decision"]
@@ -110,12 +72,12 @@ def test_without_drift_nothing_is_retrained(early: pd.DataFrame, tmp_path: Path)
 def test_a_challenger_trained_on_corrupted_labels_is_never_promoted(
     early: pd.DataFrame, ames: pd.DataFrame, tmp_path: Path
 ) -> None:
-    project = make_project(tmp_path / "corrupt", early)
+    project = train_champion(example_project(tmp_path / "corrupt", early))
     traffic = ames[ames["Year_Sold"] == 2008].head(400)
     # A broken feedback job: prices sent in the wrong unit (three times too high).
     replay(project, traffic, traffic["Sale_Price"] * 3, tmp_path)
 
-    outcome = cli(project, "retrain", "--if-needed", "--json")
+    outcome = mloop_json("retrain", "--if-needed", "--json", project=project, timeout=600)
     assert outcome["retrained"] is True, outcome  # the labels look like massive decay, so it retrains …
     assert outcome["promoted"] is False  # … but the challenger never becomes champion
     champion = alias_version(project, CHAMPION)
@@ -131,13 +93,12 @@ def test_a_challenger_trained_on_corrupted_labels_is_never_promoted(
 def test_killing_the_controller_mid_retrain_leaves_champion_and_lock_usable(
     early: pd.DataFrame, ames: pd.DataFrame, tmp_path: Path
 ) -> None:
-    project = make_project(tmp_path / "killed", early)
+    project = train_champion(example_project(tmp_path / "killed", early))
     traffic = ames[ames["Year_Sold"] == 2008].head(200)
     replay(project, traffic, traffic["Sale_Price"], tmp_path)
     lock_path = project.workspace / LOCK_FILE
-    argv = [sys.executable, "-m", "mloop", "-c", str(project.root / "mloop.yaml"), "retrain", "--json"]
-    controller = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
+    argv = mloop_argv("retrain", "--json", project=project)
+    with background(argv, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as controller:
         deadline = time.monotonic() + KILL_WAIT_SECONDS
         while RetrainLock(lock_path).holder().get("pid") != controller.pid:  # it is training now
             assert controller.poll() is None, "the controller ended before taking the lock"
@@ -145,17 +106,13 @@ def test_killing_the_controller_mid_retrain_leaves_champion_and_lock_usable(
             time.sleep(0.05)
         os.kill(controller.pid, signal.SIGKILL)
         controller.wait(30)
-    finally:
-        if controller.poll() is None:
-            controller.kill()
-            controller.wait(30)
 
     champion = alias_version(project, CHAMPION)
     assert champion is not None and champion.version == "1"
     with RetrainLock(lock_path):  # the kernel released the dead controller's lock
         pass
     # And the next controller retrains normally.
-    outcome = cli(project, "retrain", "--json")
+    outcome = mloop_json("retrain", "--json", project=project, timeout=600)
     assert outcome["retrained"] is True and outcome["version"] is not None
     with run_server(project, tmp_path) as server:
         assert httpx.get(f"{server.url}/ready", timeout=10).status_code == 200

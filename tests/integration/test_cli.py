@@ -6,10 +6,7 @@ side by side in threads, started once per module; each test waits for the one it
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,49 +17,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer
-from tests.cli_help import WALK_HELP
+from tests.helpers.cli import Result, failed, mloop, ok, run_command
+from tests.helpers.cli_help import WALK_HELP
+from tests.helpers.projects import tree_digest
 
 pytestmark = pytest.mark.integration
 
-Result = subprocess.CompletedProcess[str]
 Steps = dict[str, Any]
-
-ENV = {k: v for k, v in os.environ.items() if not k.upper().startswith("MLOOP_")} | {"COLUMNS": "200"}
-
-
-def mloop(*args: str, cwd: Path) -> Result:
-    return subprocess.run(
-        [sys.executable, "-m", "mloop", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=300,
-        check=False,
-    )
-
-
-def ok(result: Result) -> Result:
-    assert result.returncode == 0, f"{result.args} failed:\n{result.stderr}"
-    assert "Traceback" not in result.stderr
-    assert "warning" not in result.stderr.lower(), f"library noise reached the user:\n{result.stderr}"
-    return result
-
-
-def failed(result: Result) -> str:
-    """The stderr of a command that must fail cleanly: non-zero, a message, no Python traceback."""
-    assert result.returncode != 0, f"{result.args} should have failed:\n{result.stdout}"
-    assert "Traceback" not in result.stderr, result.stderr
-    assert result.stderr.strip(), "a failure must say why on stderr"
-    return result.stderr
-
-
-def tree_digest(folder: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
 
 
 # ------------------------------------------------------------------------------------- scenarios
@@ -136,9 +97,7 @@ def init_missing_source(root: Path) -> Steps:
 
 
 def help_scenario(root: Path) -> Steps:
-    every = subprocess.run(
-        [sys.executable, "-c", WALK_HELP], cwd=root, capture_output=True, text=True, env=ENV, timeout=300
-    )
+    every = run_command([sys.executable, "-c", WALK_HELP], cwd=root)
     return {"top": mloop("--help", cwd=root), "every": every}
 
 
@@ -170,7 +129,7 @@ def steps(scenarios: dict[str, Future[Steps]], name: str) -> Steps:
 
 def test_init_guesses_classification_for_a_new_file(scenarios: dict[str, Future[Steps]]) -> None:
     s = steps(scenarios, "cancer")
-    ok(s["init"])
+    ok(s["init"], quiet=True)
     config = (s["project"] / "mloop.yaml").read_text()
     assert "task: classification" in config
     assert "target: target" in config
@@ -180,7 +139,7 @@ def test_init_guesses_classification_for_a_new_file(scenarios: dict[str, Future[
 
 def test_run_json_reports_version_one(scenarios: dict[str, Future[Steps]]) -> None:
     s = steps(scenarios, "cancer")
-    report = json.loads(ok(s["run"]).stdout)
+    report = json.loads(ok(s["run"], quiet=True).stdout)
     assert report["version"] == "1"
     assert report["gate"]["promote"] is True
     assert report["gate"]["metric"] == "log_loss"
@@ -192,7 +151,7 @@ def test_run_json_reports_version_one(scenarios: dict[str, Future[Steps]]) -> No
 
 def test_models_json_lists_the_champion(scenarios: dict[str, Future[Steps]]) -> None:
     s = steps(scenarios, "cancer")
-    [version] = json.loads(ok(s["models"]).stdout)
+    [version] = json.loads(ok(s["models"], quiet=True).stdout)
     run = json.loads(s["run"].stdout)
     assert version["version"] == "1"
     assert version["aliases"] == ["champion"]
@@ -202,14 +161,14 @@ def test_models_json_lists_the_champion(scenarios: dict[str, Future[Steps]]) -> 
 
 
 def test_validate_passes_the_training_snapshot(scenarios: dict[str, Future[Steps]]) -> None:
-    out = ok(steps(scenarios, "cancer")["validate"]).stdout
+    out = ok(steps(scenarios, "cancer")["validate"], quiet=True).stdout
     assert "passed" in out
     assert "569 rows" in out
 
 
 def test_data_list_json(scenarios: dict[str, Future[Steps]]) -> None:
     s = steps(scenarios, "cancer")
-    [snapshot] = json.loads(ok(s["data_list"]).stdout)
+    [snapshot] = json.loads(ok(s["data_list"], quiet=True).stdout)
     assert snapshot["hash"] == json.loads(s["run"].stdout)["snapshot"]
     assert snapshot["rows"] == 569
     assert snapshot["source"].endswith("breast_cancer.csv")
@@ -238,8 +197,8 @@ def test_bad_ingest_names_the_file_and_harms_nothing(scenarios: dict[str, Future
     assert s["bad_ingest"].returncode == 3
     assert "noise.csv" in err
     assert s["snapshots_after"] == s["snapshots_before"]  # not one byte of the stored snapshots changed
-    assert json.loads(ok(s["data_list_after"]).stdout) == json.loads(s["data_list"].stdout)
-    assert json.loads(ok(s["models_after"]).stdout) == json.loads(s["models"].stdout)
+    assert json.loads(ok(s["data_list_after"], quiet=True).stdout) == json.loads(s["data_list"].stdout)
+    assert json.loads(ok(s["models_after"], quiet=True).stdout) == json.loads(s["models"].stdout)
 
 
 # --------------------------------------------------------------------------------- Ames, temporal
@@ -247,12 +206,12 @@ def test_bad_ingest_names_the_file_and_harms_nothing(scenarios: dict[str, Future
 
 def test_ames_with_a_time_column(scenarios: dict[str, Future[Steps]]) -> None:
     s = steps(scenarios, "ames")
-    ok(s["init"])
+    ok(s["init"], quiet=True)
     config = (s["project"] / "mloop.yaml").read_text()
     assert "task: regression" in config
     assert "time_column: Year_Sold" in config
     assert "strategy: random" not in config  # a time column keeps the temporal split
-    report = json.loads(ok(s["run"]).stdout)
+    report = json.loads(ok(s["run"], quiet=True).stdout)
     assert report["version"] == "1"
     assert report["gate"]["metric"] == "rmse"
     assert report["gate"]["promote"] is True
@@ -291,7 +250,7 @@ def test_init_with_a_missing_source_names_the_path(scenarios: dict[str, Future[S
 
 
 def test_top_level_help_lists_the_stages(scenarios: dict[str, Future[Steps]]) -> None:
-    out = ok(steps(scenarios, "help")["top"]).stdout
+    out = ok(steps(scenarios, "help")["top"], quiet=True).stdout
     for command in ("init", "ingest", "validate", "train", "register", "promote", "rollback", "run", "serve"):
         assert command in out
 

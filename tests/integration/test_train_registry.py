@@ -13,12 +13,11 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 from sklearn.datasets import load_breast_cancer, load_iris
+from tests.helpers.projects import configure, init_project_on
 
-from mloop.config import dump_config
 from mloop.data.contract import coerce_frame, load_contract
 from mloop.errors import ContractError, RegistryError, TrainError
 from mloop.pipeline import stages
-from mloop.pipeline.scaffold import init_project
 from mloop.project import Project
 from mloop.registry import audit, gate, versions
 from mloop.registry.versions import CHALLENGER, CHAMPION, VersionInfo
@@ -28,21 +27,6 @@ from mloop.train.trainer import TrainResult, labelled
 pytestmark = pytest.mark.integration
 
 METRICS = ("rmse", "mae", "mape", "r2")
-
-
-def make_project(folder: Path, frame: pd.DataFrame, target: str, **options: str) -> Project:
-    source = folder / "data" / "train.csv"
-    source.parent.mkdir(parents=True)
-    frame.to_csv(source, index=False)
-    return Project.load(init_project(folder / "project", str(source), target, **options))  # type: ignore[arg-type]
-
-
-def sibling_config(project: Project, name: str, **train: object) -> Project:
-    """Another mloop.yaml in the same folder (same workspace and store), as `mloop -c FILE` would use."""
-    config = project.config.model_copy(update={"train": project.config.train.model_copy(update=train)})
-    path = project.root / name
-    path.write_text(dump_config(config), encoding="utf-8")
-    return Project.load(path)
 
 
 def mlflow_client(project: Project) -> MlflowClient:
@@ -59,7 +43,7 @@ def events(project: Project) -> list[dict[str, object]]:
 @pytest.fixture(scope="module")
 def ames_project(tmp_path_factory: pytest.TempPathFactory, ames: pd.DataFrame) -> Project:
     sample = ames.sample(700, random_state=11)  # sales from all five years, shuffled
-    return make_project(tmp_path_factory.mktemp("ames"), sample, "Sale_Price", time_column="Year_Sold")
+    return init_project_on(tmp_path_factory.mktemp("ames"), sample, "Sale_Price", time_column="Year_Sold")
 
 
 @dataclass(frozen=True)
@@ -229,7 +213,7 @@ class Rejected:
 
 @pytest.fixture(scope="module")
 def rejected(ames_project: Project, first: FirstRun) -> Rejected:
-    weak = sibling_config(ames_project, "weak.yaml", params={"max_iter": 3})
+    weak = configure(ames_project, "weak.yaml", train={"params": {"max_iter": 3}})
     trained = stages.train_stage(weak)
     registered = versions.register(weak, trained.run_id)
     decision = gate.promote(weak, registered.version)
@@ -338,7 +322,7 @@ def _write_bare_config(folder: Path) -> Path:
 
 @pytest.fixture
 def small_project(tmp_path: Path, ames: pd.DataFrame) -> Project:
-    project = make_project(tmp_path, ames.iloc[:400], "Sale_Price", time_column="Year_Sold")
+    project = init_project_on(tmp_path, ames.iloc[:400], "Sale_Price", time_column="Year_Sold")
     stages.ingest(project)
     return project
 
@@ -400,11 +384,7 @@ def test_run_stops_at_a_contract_violation_and_names_the_column(
 
 
 def test_missing_target_column_is_a_clear_error(tmp_path: Path, ames: pd.DataFrame) -> None:
-    project = make_project(tmp_path, ames.iloc[:300], "Sale_Price")
-    config = yaml.safe_load(project.root.joinpath("mloop.yaml").read_text())
-    config["data"]["target"] = "SalePrice"
-    project.root.joinpath("mloop.yaml").write_text(yaml.safe_dump(config))
-    project = Project.load(project.root / "mloop.yaml")
+    project = configure(init_project_on(tmp_path, ames.iloc[:300], "Sale_Price"), data={"target": "SalePrice"})
     with pytest.raises(ContractError) as info:
         stages.run(project)
     assert "'SalePrice'" in info.value.message
@@ -428,7 +408,7 @@ CLASSIFICATION = ("accuracy", "f1", "roc_auc", "log_loss")
 
 def test_binary_classification_end_to_end(tmp_path: Path) -> None:
     frame = load_breast_cancer(as_frame=True).frame  # 569 rows, 30 numeric features, target 0/1
-    project = make_project(tmp_path, frame, "target")
+    project = init_project_on(tmp_path, frame, "target")
     assert project.config.task == "classification"  # guessed from a 0/1 column
     assert project.config.split.strategy == "random"
     result = stages.run(project)
@@ -451,7 +431,7 @@ def test_binary_classification_end_to_end(tmp_path: Path) -> None:
 def test_multiclass_classification_end_to_end(tmp_path: Path) -> None:
     iris = load_iris(as_frame=True)
     frame = iris.frame.assign(species=[iris.target_names[i] for i in iris.target]).drop(columns=["target"])
-    project = make_project(tmp_path, frame, "species")
+    project = init_project_on(tmp_path, frame, "species")
     assert project.config.task == "classification"  # a text target
     result = stages.run(project)
     metrics = result.trained.metrics

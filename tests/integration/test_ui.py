@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,10 +15,10 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
-from tests.integration.serve.conftest import write_project
-from tests.net import free_port
+from tests.helpers.cli import clean_env, mloop_argv
+from tests.helpers.projects import early_sales, train_champion, write_config, write_project
+from tests.helpers.servers import background, free_port
 
-from mloop.pipeline import stages
 from mloop.project import Project
 
 pytestmark = pytest.mark.integration
@@ -30,19 +28,15 @@ STARTUP_SECONDS = 180.0  # a cold MLflow server on a busy two-core machine takes
 STOP_SECONDS = 45.0  # the command's own bound: 10 s for SIGTERM, 10 s more after SIGKILL
 # No MLOOP_ settings from outside; no PYTHONUNBUFFERED, so the URLs must be flushed by the command
 # itself; MLflow's telemetry off, so the only traffic is to 127.0.0.1.
-ENV = {k: v for k, v in os.environ.items() if not k.upper().startswith("MLOOP_") and k != "PYTHONUNBUFFERED"} | {
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "DO_NOT_TRACK": "true",
-}
+ENV = clean_env(drop=["PYTHONUNBUFFERED"], MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true")
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory, ames: pd.DataFrame) -> Project:
     """A project whose version 1 is champion (the serving tests' project, smaller)."""
-    train = ames[ames["Year_Sold"] <= 2007].head(TRAIN_ROWS).reset_index(drop=True)
-    project = write_project(tmp_path_factory.mktemp("ui") / "ames", train, "ames-ui")
-    assert stages.run(project).decision.promote
-    return project
+    return train_champion(
+        write_project(tmp_path_factory.mktemp("ui") / "ames", early_sales(ames, TRAIN_ROWS), "ames-ui")
+    )
 
 
 @dataclass
@@ -62,19 +56,16 @@ class UI:
 def mloop_ui(project: Project, tmp_path: Path, *args: str) -> Iterator[UI]:
     """`mloop ui ARGS` with its output in files; terminated (and its MLflow group with it) if a test leaves it."""
     out, err = tmp_path / "ui.out", tmp_path / "ui.err"
-    command = [sys.executable, "-m", "mloop", "-c", str(project.root / "mloop.yaml"), "ui", *args]
-    with open(out, "wb") as stdout, open(err, "wb") as stderr:
-        process = subprocess.Popen(command, cwd=tmp_path, env=ENV, stdout=stdout, stderr=stderr)
-    try:
+    command = mloop_argv("ui", *args, project=project)
+    # SIGTERM to the command alone (not a group of its own): it stops MLflow's process group as on Ctrl-C.
+    with (
+        open(out, "wb") as stdout,
+        open(err, "wb") as stderr,
+        background(
+            command, own_group=False, stop_seconds=STOP_SECONDS, cwd=tmp_path, env=ENV, stdout=stdout, stderr=stderr
+        ) as process,
+    ):
         yield UI(process, out, err)
-    finally:
-        if process.poll() is None:
-            process.terminate()  # SIGTERM: the command stops MLflow's process group as on Ctrl-C
-            try:
-                process.wait(STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(STOP_SECONDS)
 
 
 def wait_for_urls(ui: UI) -> tuple[str, str]:
@@ -187,11 +178,14 @@ def test_an_mlflow_server_that_cannot_start_is_a_clear_error(tmp_path: Path) -> 
     blocker.write_text("a file where the store's folder should be\n", encoding="utf-8")
     folder = tmp_path / "broken"
     folder.mkdir()
-    (folder / "mloop.yaml").write_text(
-        f"name: broken\ndata: {{source: train.csv, target: y}}\ntracking: {{uri: 'sqlite:///{blocker}/mlflow.db'}}\n",
-        encoding="utf-8",
+    project = write_config(
+        folder,
+        {
+            "name": "broken",
+            "data": {"source": "train.csv", "target": "y"},
+            "tracking": {"uri": f"sqlite:///{blocker}/mlflow.db"},
+        },
     )
-    project = Project.load(folder / "mloop.yaml")
     port, mlflow_port = two_ports()
     with mloop_ui(project, tmp_path, "--port", str(port), "--mlflow-port", str(mlflow_port)) as ui:
         code = ui.process.wait(STARTUP_SECONDS)

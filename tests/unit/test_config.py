@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from mloop.cli.main import exit_code
 from mloop.config import MloopConfig, dump_config, load_config, parse_config
 from mloop.errors import ConfigError
 
@@ -56,7 +57,7 @@ def write(tmp_path: Path, text: str, name: str = "mloop.yaml") -> Path:
 def config_error(path: Path) -> str:
     with pytest.raises(ConfigError) as info:
         load_config(path)
-    assert info.value.exit_code == 2
+    assert exit_code(info.value) == 2
     return info.value.message
 
 

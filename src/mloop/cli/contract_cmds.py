@@ -1,4 +1,4 @@
-"""`mloop contract diff` and `mloop contract update`: show and accept what a new batch changes."""
+"""`mloop contract diff|update`: show and accept what a new batch changes; `mloop contract set-target`."""
 
 from __future__ import annotations
 
@@ -77,3 +77,55 @@ def contract_update(ctx: typer.Context, snapshot: SnapshotArg = None, as_json: J
     _show(changes, f"accepted into {proj.contract_path.name} (version {proposed.version})")
     if changes:
         console.print(f"run `mloop validate {snap.hash[:12]}` to check the snapshot against the new contract")
+
+
+@contract_app.command("set-target")
+def contract_set_target(
+    ctx: typer.Context,
+    column: Annotated[str, typer.Argument(help="The column to predict; it must be in the latest snapshot.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Make COLUMN the contract's target and bump its version; the old target becomes an ignored column."""
+    from mloop.data.contract import load_contract, save_contract
+    from mloop.data.snapshot import latest_snapshot
+    from mloop.errors import ContractError
+
+    proj = project(ctx)
+    current = load_contract(proj.contract_path)  # not proj.contract(): this is how a disagreement is resolved
+    snap = latest_snapshot(proj.snapshots_dir)
+    if column not in snap.columns:
+        raise ContractError(
+            f"column {column!r} is not in the latest snapshot {snap.hash[:12]} ({snap.source}); its columns are: "
+            f"{', '.join(snap.columns)}. Ingest data that has it first (`mloop ingest`)."
+        )
+    updated = current.with_target(column)
+    changed = updated is not current
+    if changed:
+        save_contract(updated, proj.contract_path)
+    agrees = proj.config.data.target == column
+    if as_json:
+        emit_json(
+            {
+                "target": column,
+                "previous": current.target,
+                "updated": changed,
+                "version": updated.version,
+                "contract_hash": updated.hash(),
+                "config_agrees": agrees,
+            }
+        )
+        return
+    name = escape(proj.contract_path.name)
+    if changed:
+        console.print(
+            f"target {escape(repr(current.target))} → {escape(repr(column))} in {name} (version {updated.version}); "
+            f"{escape(repr(current.target))} is now an ignored column: make it a feature there if it is known "
+            "when a prediction is asked for"
+        )
+    else:
+        console.print(f"{escape(repr(column))} is already the target of {name} (version {current.version})")
+    if not agrees:
+        console.print(
+            f"set `data.target: {escape(column)}` in {escape(proj.config_file.name)} too: the two must agree "
+            "before training"
+        )

@@ -197,7 +197,7 @@ def data_checkout(
     proj = project(ctx)
     snap = _resolve(proj, ref)
     with console.status(f"Restoring {snap.hash[:12]}…"):
-        origin = versioning.restore(proj, snap)
+        origin = versioning.restore(proj.root, proj.config.data, snap)
     if content_hash(snap.read()) != snap.hash:
         raise SourceError(f"restored snapshot {snap.hash[:12]} does not match its hash; the DVC remote is damaged.")
     mark_latest(proj.snapshots_dir, snap.hash)

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 import typer
 
 from mloop.cli.app import JsonOption, command_group, console, emit_json, project
+from mloop.errors import ExportError
 from mloop.export import options
 from mloop.export.airflow_dag import AirflowSpec, render
 from mloop.export.kubeflow_pipeline import KubeflowSpec, compile_pipeline
@@ -30,14 +31,14 @@ def _mloop_executable() -> str:
         return str(beside.absolute())
     found = shutil.which("mloop")
     if found is None:
-        raise options.ExportError("cannot find the mloop executable; pass its absolute path with --mloop.")
+        raise ExportError("cannot find the mloop executable; pass its absolute path with --mloop.")
     return str(Path(found).absolute())
 
 
 def _only_for(mode: str, given: Mapping[str, object]) -> None:
     wrong = [name for name, value in given.items() if value not in (None, ())]
     if wrong:
-        raise options.ExportError(f"{', '.join(wrong)} only applies to --mode {mode}.")
+        raise ExportError(f"{', '.join(wrong)} only applies to --mode {mode}.")
 
 
 @export_app.command("airflow")

@@ -10,12 +10,52 @@ from rich.markup import escape
 
 from mloop.cli import contract_cmds, data_cmds, export_cmd, init_cmd, model_cmds, ops_cmds, score_cmd, ui_cmd  # noqa: F401 - registers commands
 from mloop.cli.app import app, err_console
-from mloop.errors import MloopError
+from mloop.errors import (
+    ConfigError,
+    ContractError,
+    ExportError,
+    MloopError,
+    MonitorError,
+    PredictionLogError,
+    ProfileError,
+    RegistryError,
+    RetrainError,
+    ServeError,
+    SourceError,
+    TrackingError,
+    TrainError,
+)
+
+# The exit code of each error class, most specific class first: an error exits with the code of the first
+# class it is an instance of. Keep every code as it is: scripts, the exported Airflow DAGs and Kubeflow
+# pipelines read them (MonitorError's 9 is mloop.export.stages.NO_TRAFFIC_EXIT_CODE, "no traffic yet").
+# The data layer's classes keep the codes of the commands that met them before they had their own class.
+EXIT_CODES: tuple[tuple[type[MloopError], int], ...] = (
+    (ConfigError, 2),
+    (ExportError, 2),  # a bad option, like a usage error
+    (SourceError, 3),
+    (ContractError, 4),  # also `mloop validate` rejecting a snapshot
+    (TrainError, 5),
+    (TrackingError, 6),
+    (RegistryError, 7),
+    (ServeError, 8),
+    (PredictionLogError, 8),
+    (MonitorError, 9),
+    (ProfileError, 9),
+    (RetrainError, 10),
+    (MloopError, 1),
+)
 
 # typer >= 0.29 raises usage errors from its own copy of click, which click.ClickException misses.
 _USAGE_ERRORS: tuple[type[click.ClickException], ...] = tuple(
     {click.ClickException, *(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")}
 )
+
+
+def exit_code(error: MloopError | type[MloopError]) -> int:
+    """The exit code of an error (or error class): that of the first class in ``EXIT_CODES`` it belongs to."""
+    kind = error if isinstance(error, type) else type(error)
+    return next(code for cls, code in EXIT_CODES if issubclass(kind, cls))
 
 
 def main() -> None:
@@ -25,7 +65,7 @@ def main() -> None:
     except MloopError as exc:
         # escaped: a message quotes user data (column names, paths) that must not be read as Rich markup
         err_console.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
+        sys.exit(exit_code(exc))
     except _USAGE_ERRORS as exc:
         exc.show()
         sys.exit(exc.exit_code)

@@ -64,6 +64,7 @@ def train_cmd(
     from mloop.train import trainer
 
     proj = project(ctx)
+    proj.contract()  # a data.target that disagrees with the contract fails before require_valid writes a report
     snap = load_snapshot(proj.snapshots_dir, snapshot) if snapshot else latest_snapshot(proj.snapshots_dir)
     stages.require_valid(proj, snap)
     trials = proj.config.train.search.trials

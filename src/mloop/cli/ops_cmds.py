@@ -145,7 +145,7 @@ def watch(
     """Run the retraining controller as a daemon: monitor, retrain if needed, repeat."""
     import time
 
-    from mloop.errors import MonitorError
+    from mloop.errors import MonitorError, ProfileError
     from mloop.retrain.controller import retrain
 
     proj = project(ctx)
@@ -153,7 +153,7 @@ def watch(
     while cycles is None or done < cycles:
         try:
             result = retrain(proj, if_needed=True)
-        except MonitorError as exc:  # no traffic yet is not a reason to stop watching
+        except (MonitorError, ProfileError) as exc:  # no traffic (or reference) yet is no reason to stop watching
             if as_json:
                 typer.echo(json.dumps({"check": done + 1, "waiting": exc.message}))
             else:

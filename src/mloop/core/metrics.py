@@ -1,12 +1,13 @@
-"""Task metrics and which direction is better, shared by training, the gate and monitoring."""
+"""Task metrics and which direction is better, shared by training, the gate and monitoring.
+
+Functions of true values and predictions only: models are called above core, in
+:mod:`mloop.registry.scoring`, which hands their :class:`Predictions` here.
+"""
 
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -108,22 +109,10 @@ class Predictions:
         return Predictions(self.values[mask], None if self.proba is None else self.proba[mask], self.classes)
 
 
-def predict(model: Any, X: Any, task: str) -> Predictions:
-    if task == "regression":
-        return Predictions(np.asarray(model.predict(X), dtype=float))
-    classes = [str(c) for c in model.classes_]
-    return Predictions(np.asarray(model.predict(X)).astype(str), np.asarray(model.predict_proba(X)), classes)
-
-
 def task_metrics(y: ArrayLike, predictions: Predictions, task: str) -> dict[str, float]:
     if task == "regression":
         return regression_metrics(y, predictions.values)
     return classification_metrics(y, predictions.values, predictions.proba, predictions.classes)
-
-
-def score_model(model: Any, X: Any, y: ArrayLike, task: str) -> dict[str, float]:
-    """The task's metrics for a fitted model on one holdout; training and the gate both use it."""
-    return task_metrics(y, predict(model, X, task), task)
 
 
 def slice_metrics(
@@ -142,46 +131,3 @@ def slice_metrics(
         if rows >= min_rows:
             out[key] = {**task_metrics(yt[mask], predictions.subset(mask), task), "rows": float(rows)}
     return out
-
-
-def single_row_latency_ms(model: Any, X: Any, repeats: int = 50, budget_s: float = 0.1) -> float:
-    """Median wall time of predicting one row after a warm-up; the median shrugs off a stray GC pause.
-
-    Stops once ``budget_s`` is spent (after at least five predictions), so a slow model costs
-    about a tenth of a second here, not ``repeats`` times its latency.
-    """
-    row = X.iloc[:1] if hasattr(X, "iloc") else X[:1]
-    for _ in range(2):
-        model.predict(row)
-    times: list[float] = []
-    deadline = time.perf_counter() + budget_s
-    while len(times) < repeats and (len(times) < 5 or time.perf_counter() < deadline):
-        start = time.perf_counter()
-        model.predict(row)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1000)
-
-
-def batch_latency_ms(model: Any, X: Any, rows: int = 1000, repeats: int = 2) -> float:
-    """Best wall time of predicting ``rows`` rows (the holdout repeated to reach that size)."""
-    n = len(X)
-    index = np.arange(rows) % max(n, 1)
-    batch = X.iloc[index] if hasattr(X, "iloc") else X[index]
-    best = math.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        model.predict(batch)
-        best = min(best, time.perf_counter() - start)
-    return float(best * 1000)
-
-
-def mean_prediction(model: Any, task: str, target_class: str | None = None) -> Callable[[Any], float]:
-    """The function behavioural checks watch: mean predicted value, or mean probability of one class."""
-    if task == "regression":
-        return lambda X: float(np.mean(model.predict(X)))
-    classes = [str(c) for c in model.classes_]
-    wanted = target_class if target_class is not None else classes[-1]
-    if wanted not in classes:
-        raise ValueError(f"class {wanted!r} is not one of the model's classes {classes}")
-    column = classes.index(wanted)
-    return lambda X: float(np.mean(model.predict_proba(X)[:, column]))

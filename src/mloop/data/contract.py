@@ -17,12 +17,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from mloop.errors import ContractError
+from mloop.errors import ContractError, TrainError
 
 if TYPE_CHECKING:  # imported where a frame is validated: a tenth of a second that loading a contract skips
     import pandera.pandas as pa
+
+    from mloop.config import Task
 
 Dtype = Literal["integer", "float", "boolean", "string", "datetime"]
 Role = Literal["feature", "target", "time", "id", "ignored"]
@@ -60,7 +62,11 @@ def _default_severity() -> dict[CheckName, Severity]:
 
 
 class Contract(BaseModel):
-    """The columns a snapshot must have and the checks each one must pass."""
+    """The columns a snapshot must have and the checks each one must pass.
+
+    It owns the target once the first ingest has inferred it: its name (``data.target`` in mloop.yaml
+    must agree, see ``Project.contract``) and how its values are typed (:meth:`target_values`).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -69,6 +75,67 @@ class Contract(BaseModel):
     min_rows: int = Field(default=1, ge=0)
     severity: dict[CheckName, Severity] = Field(default_factory=_default_severity)
     columns: dict[str, ColumnSpec]
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Contract:
+        # `target:` and the column roles must say the same: a second "target" column, or the named one left a
+        # feature, would put the label among the model's inputs.
+        spec = self.columns.get(self.target)
+        if spec is None:
+            raise ValueError(f"target {self.target!r} is not one of the contract's columns")
+        if spec.role != "target":
+            raise ValueError(f"target {self.target!r} has role {spec.role!r} under columns; give it role: target")
+        others = [name for name, s in self.columns.items() if s.role == "target" and name != self.target]
+        if others:
+            raise ValueError(
+                f"{', '.join(map(repr, others))} also {'has' if len(others) == 1 else 'have'} role target, but the "
+                f"target is {self.target!r}; make {'it' if len(others) == 1 else 'them'} feature or ignored"
+            )
+        return self
+
+    def target_values(self, frame: pd.DataFrame, task: Task) -> pd.Series:
+        """The target column of ``frame`` typed as models learn and are scored on it.
+
+        Classification labels are text (an integer class 3 is ``"3"``), regression targets float64 (an
+        integer price is a float). Training, the gate and the retraining guard all read labels here, so a
+        holdout is scored on the labels the model was fitted on.
+        """
+        y = frame[self.target]
+        if task == "classification":
+            return y.astype(str)
+        values = pd.to_numeric(y, errors="coerce")
+        bad = values.isna() & y.notna()
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise TrainError(
+                f"target column {self.target!r} must be numeric for regression; row {row} holds "
+                f"{y.iloc[row]!r}. Use task: classification for labels."
+            )
+        return values.astype(float)
+
+    def with_target(self, column: str) -> Contract:
+        """This contract predicting ``column``, its version bumped; the old target becomes ``ignored``.
+
+        Not a feature: a label is rarely known when a prediction is asked for. Edit its role to use it.
+        """
+        if column == self.target:
+            return self
+        spec = self.columns.get(column)
+        if spec is None:
+            raise ContractError(
+                f"column {column!r} is not in the data contract; run `mloop contract update` to add the latest "
+                "snapshot's new columns, then set the target again."
+            )
+        if spec.role in ("time", "id"):
+            raise ContractError(
+                f"column {column!r} is the contract's {spec.role} column, not something to predict; "
+                f"change its role in the contract first if it really is the target."
+            )
+        roles: dict[str, Role] = {column: "target", self.target: "ignored"}
+        columns = {
+            name: s.model_copy(update={"role": roles[name]}) if name in roles else s for name, s in self.columns.items()
+        }
+        return self.model_copy(update={"version": self.version + 1, "target": column, "columns": columns})
 
     def with_role(self, *roles: Role) -> list[str]:
         return [name for name, spec in self.columns.items() if spec.role in roles]
@@ -175,6 +242,12 @@ def save_contract(contract: Contract, path: Path) -> None:
     path.write_text(_HEADER + yaml.safe_dump(data, sort_keys=False, width=110), encoding="utf-8")
 
 
+def _problem(loc: tuple[int | str, ...], msg: str) -> str:
+    """One pydantic error as ``key.path: message``; a whole-contract check has no key."""
+    msg = msg.removeprefix("Value error, ")
+    return f"{'.'.join(str(p) for p in loc)}: {msg}" if loc else msg
+
+
 def load_contract(path: Path) -> Contract:
     if not path.is_file():
         raise ContractError(f"No data contract at {path}; run `mloop ingest` to infer one.")
@@ -187,7 +260,7 @@ def load_contract(path: Path) -> Contract:
     except yaml.YAMLError as exc:
         raise ContractError(f"{path} is not valid YAML: {exc}") from None
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False))
+        problems = "; ".join(_problem(e["loc"], e["msg"]) for e in exc.errors(include_url=False))
         raise ContractError(f"{path} is not a valid data contract: {problems}") from None
 
 

@@ -17,6 +17,9 @@ from mloop.data.http import parse_or_explain
 from mloop.errors import SourceError
 
 OBJECT_SCHEMES = ("s3", "s3a", "gs", "gcs", "az", "abfs")
+# What to install for each scheme: mloop's s3 extra, or the fsspec implementation (no extra of mloop has it).
+_S3, _GCS, _AZURE = ("s3fs", "pip install 'mloop[s3]'"), ("gcsfs", "pip install gcsfs"), ("adlfs", "pip install adlfs")
+_INSTALL = {"s3": _S3, "s3a": _S3, "gs": _GCS, "gcs": _GCS, "az": _AZURE, "abfs": _AZURE}
 
 
 def read_object(uri: str, endpoint_url: str | None = None) -> pd.DataFrame:
@@ -32,8 +35,9 @@ def read_object(uri: str, endpoint_url: str | None = None) -> pd.DataFrame:
                 options["client_kwargs"] = {"endpoint_url": endpoint_url}
         fs, path = fsspec.core.url_to_fs(uri, **options)
     except ImportError as exc:
-        extra = "s3" if scheme.startswith("s3") else "cloud"
-        raise SourceError(f"{uri}: reading {scheme}:// needs {exc.name}: pip install 'mloop[{extra}]'.") from None
+        package, install = _INSTALL[scheme]
+        # fsspec names no module when an implementation is missing, so the package is named instead
+        raise SourceError(f"{uri}: reading {scheme}:// needs {exc.name or package}: {install}.") from None
     where = f"{uri}" + (f" at {endpoint_url}" if endpoint_url else "")
     try:
         with fs.open(path, "rb") as handle:

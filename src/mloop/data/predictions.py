@@ -3,7 +3,7 @@
 It lives in ``data`` because ``monitor`` (below ``serve``) reads it. ``PredictionLog`` is the interface;
 ``PredictionStore`` keeps the table in a SQLite file (one machine) and ``PgPredictionStore``
 (``predictions_pg``) in PostgreSQL (several replicas on several nodes); ``open_prediction_store`` picks
-one from a path or URL. Both raise ``ServeError`` when the database fails and its subclass
+one from a path or URL. Both raise ``PredictionLogError`` when the database fails and its subclass
 ``DuplicateRequestId`` when a row is at fault, which is what the server's writer tells apart to spill.
 
 SQLite runs in WAL mode so the server's writer thread, the feedback endpoint and ``mloop monitor`` can
@@ -25,7 +25,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from mloop.errors import ServeError
+from mloop.errors import DuplicateRequestId, PredictionLogError
 
 COLUMNS = ("request_id", "ts", "model_version", "features", "prediction", "latency_ms", "label", "label_ts")
 META_COLUMNS = ("request_id", "ts", "model_version", "prediction", "latency_ms", "label", "label_ts")
@@ -56,10 +56,6 @@ def select_sql(order_column: str) -> str:
 
 
 _SELECT = select_sql("rowid")
-
-
-class DuplicateRequestId(ServeError):
-    """A row's request_id is already in the log: the row, not the store, is at fault."""
 
 
 def utc_now() -> str:
@@ -211,7 +207,7 @@ class PredictionStore:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
-            raise ServeError(f"cannot open the prediction log {self.path}: {exc}") from None
+            raise PredictionLogError(f"cannot open the prediction log {self.path}: {exc}") from None
 
     @property
     def location(self) -> str:
@@ -220,7 +216,7 @@ class PredictionStore:
     def _check_schema(self, conn: sqlite3.Connection) -> None:
         found = [row[1] for row in conn.execute("PRAGMA table_info(predictions)")]
         if found and tuple(found) != COLUMNS:
-            raise ServeError(
+            raise PredictionLogError(
                 f"the prediction log {self.path} has a table 'predictions' with columns ({', '.join(found)}), "
                 f"not the expected ({', '.join(COLUMNS)}). It was written by something else or another "
                 "version of mloop; move it aside (nothing was changed) and restart."
@@ -263,7 +259,7 @@ class PredictionStore:
         except sqlite3.IntegrityError as exc:
             raise DuplicateRequestId(f"cannot log predictions in {self.path}: {exc}") from None
         except sqlite3.Error as exc:
-            raise ServeError(f"cannot log predictions in {self.path}: {exc}") from None
+            raise PredictionLogError(f"cannot log predictions in {self.path}: {exc}") from None
         return len(params)
 
     def attach_labels(self, labels: Sequence[tuple[str, Any]]) -> list[str]:
@@ -280,7 +276,7 @@ class PredictionStore:
                     return unknown
                 conn.executemany(LABEL_SQL, [(_dumps(label), label_ts, request_id) for request_id, label in labels])
         except sqlite3.Error as exc:
-            raise ServeError(f"cannot attach labels in {self.path}: {exc}") from None
+            raise PredictionLogError(f"cannot attach labels in {self.path}: {exc}") from None
         return []
 
     @staticmethod
@@ -308,7 +304,7 @@ class PredictionStore:
             with closing(self._connect()) as conn:
                 return conn.execute(f"{select} ORDER BY ts, rowid", params).fetchall()
         except sqlite3.Error as exc:
-            raise ServeError(f"cannot read the prediction log {self.path}: {exc}") from None
+            raise PredictionLogError(f"cannot read the prediction log {self.path}: {exc}") from None
 
     def read(
         self,
@@ -332,7 +328,7 @@ class PredictionStore:
             with closing(self._connect()) as conn:
                 (total,) = conn.execute("SELECT COUNT(*) FROM predictions" + where, params).fetchone()  # noqa: S608
         except sqlite3.Error as exc:
-            raise ServeError(f"cannot read the prediction log {self.path}: {exc}") from None
+            raise PredictionLogError(f"cannot read the prediction log {self.path}: {exc}") from None
         return int(total)
 
 
@@ -344,7 +340,7 @@ def open_prediction_store(target: Path | str) -> PredictionLog:
     from mloop.data.predictions_pg import PgPredictionStore, is_postgres_url, safe_url
 
     if not is_postgres_url(text):
-        raise ServeError(
+        raise PredictionLogError(
             f"the prediction log URL {safe_url(text)} is not supported: use postgresql://user@host/db "
             "(or postgresql+psycopg://…), or leave monitor.predictions_url unset for the SQLite file."
         )
@@ -353,7 +349,6 @@ def open_prediction_store(target: Path | str) -> PredictionLog:
 
 __all__ = [
     "COLUMNS",
-    "DuplicateRequestId",
     "PredictionLog",
     "PredictionRow",
     "PredictionStore",

@@ -3,7 +3,7 @@
 Same table, rows, ordering and errors as the SQLite ``PredictionStore``: the text columns hold the same
 JSON and ISO-8601 text (``ts`` with the byte-order "C" collation, so text order is time order whatever
 the database's locale), and an identity column ``seq`` plays SQLite's ``rowid``: insertion order among
-equal times. A failing database raises ``ServeError`` and a stored request id ``DuplicateRequestId``,
+equal times. A failing database raises ``PredictionLogError`` and a stored request id ``DuplicateRequestId``,
 so the server's writer spills and replays exactly as it does for SQLite.
 
 The URL may carry a password (only ever from the environment, ``MLOOP_MONITOR__PREDICTIONS_URL``);
@@ -27,7 +27,6 @@ from mloop.data.predictions import (
     COLUMNS,
     INSERT_SQL,
     LABEL_SQL,
-    DuplicateRequestId,
     PredictionRow,
     _dumps,
     check_last,
@@ -36,7 +35,7 @@ from mloop.data.predictions import (
     utc_now,
     where_sql,
 )
-from mloop.errors import ServeError
+from mloop.errors import DuplicateRequestId, PredictionLogError
 
 if TYPE_CHECKING:
     import psycopg
@@ -111,7 +110,9 @@ def _psycopg() -> Any:
     try:
         import psycopg
     except ImportError:
-        raise ServeError("a prediction log on PostgreSQL needs psycopg 3: pip install 'mloop[postgres]'") from None
+        raise PredictionLogError(
+            "a prediction log on PostgreSQL needs psycopg 3: pip install 'mloop[postgres]'"
+        ) from None
     return psycopg
 
 
@@ -124,7 +125,7 @@ class PgPredictionStore:
 
     def __init__(self, url: str) -> None:
         if not is_postgres_url(url):
-            raise ServeError(f"{safe_url(url)} is not a PostgreSQL URL (postgresql://user@host/db)")
+            raise PredictionLogError(f"{safe_url(url)} is not a PostgreSQL URL (postgresql://user@host/db)")
         self._url = _libpq_url(url)
         self._secret = unquote(urlsplit(url).password or "")
         self._db = _psycopg()
@@ -137,7 +138,7 @@ class PgPredictionStore:
                 for statement in _SCHEMA.split(";"):
                     conn.execute(statement)
         except self._db.Error as exc:
-            raise ServeError(f"cannot open the prediction log {self.location}: {self._reason(exc)}") from None
+            raise PredictionLogError(f"cannot open the prediction log {self.location}: {self._reason(exc)}") from None
 
     @property
     def location(self) -> str:
@@ -152,7 +153,7 @@ class PgPredictionStore:
     def _check_schema(self, conn: psycopg.Connection[Any]) -> None:
         found = [str(row[0]) for row in conn.execute(_COLUMNS_FOUND)]
         if found and tuple(found) != PG_COLUMNS:
-            raise ServeError(
+            raise PredictionLogError(
                 f"the prediction log {self.location} has a table 'predictions' with columns ({', '.join(found)}), "
                 f"not the expected ({', '.join(PG_COLUMNS)}). It was written by something else or another "
                 "version of mloop; point monitor.predictions_url elsewhere or move it aside (nothing was changed)."
@@ -200,7 +201,7 @@ class PgPredictionStore:
                 f"cannot log predictions in {self.location}: duplicate request_id: {detail}"
             ) from None
         except self._db.Error as exc:
-            raise ServeError(f"cannot log predictions in {self.location}: {self._reason(exc)}") from None
+            raise PredictionLogError(f"cannot log predictions in {self.location}: {self._reason(exc)}") from None
         return len(params)
 
     def attach_labels(self, labels: Sequence[tuple[str, Any]]) -> list[str]:
@@ -220,7 +221,7 @@ class PgPredictionStore:
                 with conn.cursor() as cursor:
                     cursor.executemany(_LABEL, [(_dumps(label), label_ts, request_id) for request_id, label in labels])
         except self._db.Error as exc:
-            raise ServeError(f"cannot attach labels in {self.location}: {self._reason(exc)}") from None
+            raise PredictionLogError(f"cannot attach labels in {self.location}: {self._reason(exc)}") from None
         return []
 
     # ---------------------------------------------------------------------------------- reading
@@ -243,7 +244,7 @@ class PgPredictionStore:
             with self._transaction() as conn:
                 rows = conn.execute(f"{select} ORDER BY ts, seq", params).fetchall()
         except self._db.Error as exc:
-            raise ServeError(f"cannot read the prediction log {self.location}: {self._reason(exc)}") from None
+            raise PredictionLogError(f"cannot read the prediction log {self.location}: {self._reason(exc)}") from None
         return rows_to_frame(rows)
 
     def count(self, model_version: str | None = None, since: str | None = None, labelled_only: bool = False) -> int:
@@ -253,7 +254,7 @@ class PgPredictionStore:
             with self._transaction() as conn:
                 found = conn.execute("SELECT COUNT(*) FROM predictions" + _pg(where), params).fetchone()  # noqa: S608
         except self._db.Error as exc:
-            raise ServeError(f"cannot read the prediction log {self.location}: {self._reason(exc)}") from None
+            raise PredictionLogError(f"cannot read the prediction log {self.location}: {self._reason(exc)}") from None
         return int(found[0]) if found else 0
 
 

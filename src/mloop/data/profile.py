@@ -23,6 +23,7 @@ Floats are written in their shortest round-trip form, so ``from_json(to_json())`
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -32,10 +33,17 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mloop.core.drift import bin_counts_sorted, quantile_edges
-from mloop.errors import MonitorError
+from mloop.errors import ProfileError
 
 PREDICTION = "__prediction__"
 ColumnKind = Literal["numeric", "categorical"]
+
+# The defaults of every profile: quantile bins per numeric column, and the size and seed of its KS sample.
+# This module owns them; monitor.drift.compute_drift summarises a reference frame with the same ones (through
+# numeric_summary and category_shares), so its statistics are those of the profile a model would store.
+BINS = 10
+SAMPLE_SIZE = 2000
+SEED = 0
 
 
 class _Model(BaseModel):
@@ -99,7 +107,7 @@ class Profile(_Model):
         try:
             return cls.model_validate_json(text)
         except ValidationError as exc:
-            raise MonitorError(
+            raise ProfileError(
                 f"Not a valid reference profile ({exc.error_count()} problems, first: "
                 f"{_first_error(exc)}). Re-register the model to store a fresh profile."
             ) from None
@@ -111,7 +119,7 @@ class Profile(_Model):
     def load(cls, path: Path | str) -> Profile:
         file = Path(path)
         if not file.is_file():
-            raise MonitorError(
+            raise ProfileError(
                 f"No reference profile at {file}. It is written when a model version is registered; "
                 "register the model again (`mloop register`) to create it."
             )
@@ -180,39 +188,66 @@ def category_counts(values: pd.Series) -> tuple[dict[str, int], int]:
     return dict(ordered), len(values) - present
 
 
+@dataclass(frozen=True)
+class NumericSummary:
+    """What a numeric profile keeps of a column's finite values, besides their count, mean and std."""
+
+    edges: NDArray[np.float64]  # unique quantile bin edges, first = min, last = max
+    counts: NDArray[np.int64]  # values per bin; the outer bins are open-ended
+    sample: np.ndarray  # the seeded sample, in the values' dtype and order
+    min: float | None
+    max: float | None
+
+
+def numeric_summary(
+    finite: np.ndarray, bins: int = BINS, sample_size: int = SAMPLE_SIZE, seed: int = SEED
+) -> NumericSummary:
+    """Quantile edges, bin counts, min, max and sample of a column's finite values (no NaN, float64 or float32).
+
+    One sort serves the edges, the counts, min and max (bit-identical to np.quantile and np.searchsorted on
+    the unsorted values; float32 is sorted as float32, then widened: the same order and values). The sample
+    reads the unsorted values, so the sampled rows stay what they always were; it never shares ``finite``'s
+    memory, which the caller may drop.
+    """
+    ordered = np.sort(finite).astype(np.float64, copy=False)
+    edges = quantile_edges(ordered, bins)
+    counts = bin_counts_sorted(ordered, edges)
+    if finite.size > sample_size:
+        rng = np.random.default_rng(seed)  # fresh per column: adding a column leaves the others' samples alone
+        sample = finite[np.sort(rng.choice(finite.size, sample_size, replace=False))]
+    else:
+        sample = finite.copy()
+    low, high = (float(ordered[0]), float(ordered[-1])) if ordered.size else (None, None)
+    return NumericSummary(edges, counts, sample, low, high)
+
+
+def category_shares(counts: dict[str, int], nulls: int) -> tuple[dict[str, float], float]:
+    """``(share of each category among non-null values, null rate)`` of :func:`category_counts`' output."""
+    present = sum(counts.values())
+    return {label: count / present for label, count in counts.items()}, _rate(nulls, present + nulls)
+
+
 def _numeric_profile(values: pd.Series, bins: int, sample_size: int, seed: int) -> NumericProfile:
     array = numeric_values(values)
     finite = array[~np.isnan(array)]
-    # One sort serves the quantile edges, the bin counts, min and max (bit-identical to np.quantile and
-    # np.searchsorted on the unsorted values); mean, std and the sample read the unsorted values, so
-    # their summation order and the sampled rows stay what they always were.
-    ordered = np.sort(finite)
-    edges = quantile_edges(ordered, bins)
-    rng = np.random.default_rng(seed)  # fresh per column: adding a column leaves the others' samples alone
-    sample = (
-        finite if finite.size <= sample_size else finite[np.sort(rng.choice(finite.size, sample_size, replace=False))]
-    )
+    summary = numeric_summary(finite, bins, sample_size, seed)
     return NumericProfile(
         count=int(finite.size),
         null_rate=_rate(array.size - finite.size, array.size),
         mean=float(finite.mean()) if finite.size else None,
         std=float(finite.std(ddof=1)) if finite.size > 1 else None,
-        min=float(ordered[0]) if finite.size else None,
-        max=float(ordered[-1]) if finite.size else None,
-        edges=edges.tolist(),
-        counts=bin_counts_sorted(ordered, edges).tolist(),
-        sample=sample.tolist(),  # float64 to Python floats, as float(v) each would
+        min=summary.min,
+        max=summary.max,
+        edges=summary.edges.tolist(),
+        counts=summary.counts.tolist(),
+        sample=summary.sample.tolist(),  # float64 to Python floats, as float(v) each would
     )
 
 
 def _categorical_profile(values: pd.Series) -> CategoricalProfile:
     counts, nulls = category_counts(values)
-    present = len(values) - nulls
-    return CategoricalProfile(
-        count=present,
-        null_rate=_rate(nulls, len(values)),
-        frequencies={label: count / present for label, count in counts.items()},
-    )
+    frequencies, null_rate = category_shares(counts, nulls)
+    return CategoricalProfile(count=len(values) - nulls, null_rate=null_rate, frequencies=frequencies)
 
 
 def _rate(part: int, whole: int) -> float:
@@ -220,7 +255,7 @@ def _rate(part: int, whole: int) -> float:
 
 
 def profile_column(
-    values: pd.Series, kind: ColumnKind, *, bins: int = 10, sample_size: int = 2000, seed: int = 0
+    values: pd.Series, kind: ColumnKind, *, bins: int = BINS, sample_size: int = SAMPLE_SIZE, seed: int = SEED
 ) -> NumericProfile | CategoricalProfile:
     """Profile one column as ``kind``."""
     if kind == "numeric":
@@ -233,9 +268,9 @@ def build_profile(
     numeric: list[str],
     categorical: list[str],
     prediction: np.ndarray | pd.Series | None = None,
-    sample_size: int = 2000,
-    bins: int = 10,
-    seed: int = 0,
+    sample_size: int = SAMPLE_SIZE,
+    bins: int = BINS,
+    seed: int = SEED,
     prediction_kind: ColumnKind | None = None,
 ) -> Profile:
     """Profile the training ``frame`` (and the model's ``prediction`` on it) for monitoring.
@@ -266,9 +301,9 @@ def prediction_profile(
     prediction: np.ndarray | pd.Series,
     kind: ColumnKind | None = None,
     *,
-    bins: int = 10,
-    sample_size: int = 2000,
-    seed: int = 0,
+    bins: int = BINS,
+    sample_size: int = SAMPLE_SIZE,
+    seed: int = SEED,
 ) -> NumericProfile | CategoricalProfile:
     """The profile of a model's predictions on a sample of the training rows (``build_profile`` wants
     one per row): what prediction drift is measured against."""
@@ -279,13 +314,13 @@ def prediction_profile(
 
 def _check_columns(frame: pd.DataFrame, numeric: list[str], categorical: list[str]) -> None:
     if frame.empty:
-        raise MonitorError("Cannot build a reference profile from an empty frame: it has no rows.")
+        raise ProfileError("Cannot build a reference profile from an empty frame: it has no rows.")
     both = sorted(set(numeric) & set(categorical))
     if both:
         raise ValueError(f"columns listed as both numeric and categorical: {', '.join(both)}")
     missing = [c for c in [*numeric, *categorical] if c not in frame.columns]
     if missing:
-        raise MonitorError(
+        raise ProfileError(
             f"Cannot profile columns {', '.join(missing)}: the frame has no such columns "
             f"(it has {', '.join(map(str, frame.columns[:20]))}{', …' if frame.shape[1] > 20 else ''})."
         )
@@ -303,10 +338,10 @@ def _prediction_profile(
         return None
     values = prediction_series(prediction)
     if len(values) != n_rows:
-        raise MonitorError(f"Got {len(values)} predictions for {n_rows} rows; pass one prediction per row.")
+        raise ProfileError(f"Got {len(values)} predictions for {n_rows} rows; pass one prediction per row.")
     resolved = kind or infer_kind(values)
     if resolved is None:
-        raise MonitorError(f"Cannot profile predictions of dtype {values.dtype}; pass numbers or labels.")
+        raise ProfileError(f"Cannot profile predictions of dtype {values.dtype}; pass numbers or labels.")
     return profile_column(values, resolved, bins=bins, sample_size=sample_size, seed=seed)
 
 
@@ -318,21 +353,27 @@ def prediction_series(prediction: np.ndarray | pd.Series) -> pd.Series:
     if array.ndim == 2 and array.shape[1] == 1:
         array = array[:, 0]
     if array.ndim != 1:
-        raise MonitorError(f"Predictions must be one value per row, got an array of shape {array.shape}.")
+        raise ProfileError(f"Predictions must be one value per row, got an array of shape {array.shape}.")
     return pd.Series(array, name=PREDICTION)
 
 
 __all__ = [
+    "BINS",
     "PREDICTION",
+    "SAMPLE_SIZE",
+    "SEED",
     "CategoricalProfile",
     "ColumnKind",
     "ColumnProfile",
     "NumericProfile",
+    "NumericSummary",
     "Profile",
     "build_profile",
     "category_counts",
+    "category_shares",
     "infer_kind",
     "infer_kinds",
+    "numeric_summary",
     "numeric_values",
     "prediction_profile",
     "prediction_series",

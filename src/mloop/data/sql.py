@@ -30,7 +30,10 @@ def _url(uri: str) -> URL:
     try:
         from sqlalchemy.engine import make_url
     except ImportError:  # pragma: no cover - sqlalchemy comes with mlflow
-        raise SourceError("reading a database needs SQLAlchemy: pip install 'mloop[postgres]'.") from None
+        raise SourceError(
+            "reading a database needs SQLAlchemy, a dependency of mloop that is missing from this environment; "
+            "reinstall mloop: pip install mloop."
+        ) from None
     try:
         url = make_url(uri)
     except Exception:  # noqa: BLE001 - sqlalchemy raises several types for a malformed URL
@@ -99,9 +102,11 @@ def read_sql(uri: str, query: str | None, after: tuple[str, Any] | None = None) 
     try:
         engine = create_engine(url, poolclass=NullPool)
     except ImportError as error:
-        raise SourceError(
-            f"{name}: the database driver is not installed ({error.name}); pip install 'mloop[postgres]'."
-        ) from None
+        if url.get_backend_name() == "postgresql":
+            hint = "pip install 'mloop[postgres]'"
+        else:  # mloop installs only PostgreSQL's driver
+            hint = f"install the Python driver SQLAlchemy uses for {url.drivername}"
+        raise SourceError(f"{name}: the database driver is not installed ({error.name}); {hint}.") from None
     try:
         try:
             connection = engine.connect()

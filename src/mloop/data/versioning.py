@@ -3,6 +3,9 @@
 A project is a DVC repository at its root (with git, or without one: ``no_scm``). Each snapshot gets
 ``<hash>.parquet.dvc`` beside it, so a snapshot can be restored from the cache or, once the cache is
 gone, from the remote. DVC is optional (``pip install 'mloop[dvc]'``) and imported only here, lazily.
+
+The functions take the project's root folder and its ``data`` settings (``mloop.config.DataConfig``),
+not a ``Project``: the data layer sits below ``mloop.project``.
 """
 
 from __future__ import annotations
@@ -17,9 +20,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
+from mloop.config import DataConfig
 from mloop.data.snapshot import Snapshot
 from mloop.errors import SourceError
-from mloop.project import Project
 
 REMOTE = "mloop"
 Restored = Literal["workspace", "cache", "remote"]
@@ -65,10 +68,10 @@ def _dvc_error(action: str, exc: Exception) -> SourceError:
     return SourceError(f"DVC could not {action}: {first}")
 
 
-def enabled(project: Project) -> bool:
+def enabled(root: Path, data: DataConfig) -> bool:
     """Whether accepted snapshots go to DVC: always with ``versioning: dvc``, in a DVC repo with ``auto``."""
-    mode = project.config.data.versioning
-    return mode == "dvc" or (mode == "auto" and (project.root / ".dvc").is_dir())
+    mode = data.versioning
+    return mode == "dvc" or (mode == "auto" and (root / ".dvc").is_dir())
 
 
 def git_root(root: Path) -> Path | None:
@@ -109,15 +112,15 @@ def init_repo(root: Path, remote: str | None = None, no_scm: bool = False) -> st
 
 
 @contextlib.contextmanager
-def _repo(project: Project) -> Iterator[Any]:
+def _repo(root: Path, data: DataConfig) -> Iterator[Any]:
     repo_class = _repo_class()
-    remote = _configured_remote(project)
-    if not (project.root / ".dvc").is_dir():
-        init_repo(project.root, remote)
-    with _quiet(), repo_class(str(project.root)) as repo:
+    remote = _configured_remote(root, data)
+    if not (root / ".dvc").is_dir():
+        init_repo(root, remote)
+    with _quiet(), repo_class(str(root)) as repo:
         if remote:
             wanted: dict[str, str] = {"url": remote}
-            endpoint = project.config.data.s3_endpoint_url
+            endpoint = data.s3_endpoint_url
             if remote.startswith("s3://") and endpoint:
                 wanted["endpointurl"] = endpoint  # credentials stay in the environment, never in .dvc/config
             if repo.config.get("remote", {}).get(REMOTE) != wanted:
@@ -126,23 +129,26 @@ def _repo(project: Project) -> Iterator[Any]:
         yield repo
 
 
-def _configured_remote(project: Project) -> str | None:
-    url = project.config.data.dvc_remote
+def _configured_remote(root: Path, data: DataConfig) -> str | None:
+    url = data.dvc_remote
     if url is None or "://" in url:
         return url
-    return str((project.root / url).resolve())  # a folder, relative to mloop.yaml
+    return str((root / url).resolve())  # a folder, relative to mloop.yaml
 
 
 def dvc_file(snapshot: Snapshot) -> Path:
     return Path(snapshot.path + ".dvc")
 
 
-def track(project: Project, snapshot: Snapshot) -> Path:
-    """``dvc add`` the snapshot and push it to the remote; a snapshot already tracked is left alone."""
+def track(root: Path, data: DataConfig, snapshot: Snapshot) -> Path:
+    """``dvc add`` the snapshot and push it to the remote; a snapshot already tracked is left alone.
+
+    ``root`` is the project's folder (the DVC repository, made if new), ``data`` its ``data`` settings.
+    """
     target = dvc_file(snapshot)
     if target.is_file():
         return target
-    with _repo(project) as repo:
+    with _repo(root, data) as repo:
         try:
             repo.add([snapshot.path])
             repo.push([str(target)], remote=REMOTE)
@@ -154,12 +160,12 @@ def track(project: Project, snapshot: Snapshot) -> Path:
     return target
 
 
-def restore(project: Project, snapshot: Snapshot) -> Restored:
+def restore(root: Path, data: DataConfig, snapshot: Snapshot) -> Restored:
     """Bring back exactly the bytes of ``snapshot``: from the workspace, DVC's cache, or the remote."""
     target = dvc_file(snapshot)
     if not target.is_file():
         raise SourceError(f"snapshot {snapshot.hash[:12]} is not versioned by DVC (no {target}).")
-    with _repo(project) as repo:
+    with _repo(root, data) as repo:
         status = repo.status([str(target)])
         if not status and Path(snapshot.path).is_file():
             return "workspace"

@@ -187,7 +187,7 @@ def run_demo(folder: Path | None = None, port: int = 0, traffic_limit: int | Non
     retrains: list[str] = []
     try:
         with httpx.Client(base_url=server.url, timeout=30) as client:
-            replay = Replay(client, features, project.config.data.target)
+            replay = Replay(client, features, contract.target)
             heading(console, "3. replay 2008–2010 sales as traffic, labels fed back")
             progress = Progress(
                 TextColumn("{task.description}"),

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from mloop.errors import ExportError
 from mloop.export import options
 from mloop.export.stages import MONITORING, TRAINING, Stage
 
@@ -44,7 +45,7 @@ class AirflowSpec:
 
     def check(self) -> AirflowSpec:
         if self.mode not in MODES:
-            raise options.ExportError(f"--mode {self.mode!r} is not one of {', '.join(MODES)}.")
+            raise ExportError(f"--mode {self.mode!r} is not one of {', '.join(MODES)}.")
         options.dag_id(self.dag_id)
         options.dag_id(self.dag_id + "_monitor")  # the longer of the two ids must still be valid
         options.schedule(self.schedule)
@@ -54,7 +55,7 @@ class AirflowSpec:
             options.absolute_path(self.mloop, "--mloop")
             options.absolute_path(self.project_dir, "--project-dir")
             if "/" in self.config or self.config in ("", ".", ".."):
-                raise options.ExportError(f"the config file name {self.config!r} must be a file name in the project.")
+                raise ExportError(f"the config file name {self.config!r} must be a file name in the project.")
         else:
             options.image(self.image)
             options.namespace(self.namespace)

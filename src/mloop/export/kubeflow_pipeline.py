@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
+from mloop.errors import ExportError
 from mloop.export import kfp_components, options
 from mloop.export.stages import PIPELINES
 
@@ -44,11 +45,11 @@ class KubeflowSpec:
 
     def check(self) -> KubeflowSpec:
         if self.pipeline not in PIPELINES:
-            raise options.ExportError(f"--pipeline {self.pipeline!r} is not one of {', '.join(PIPELINES)}.")
+            raise ExportError(f"--pipeline {self.pipeline!r} is not one of {', '.join(PIPELINES)}.")
         options.image(self.image)
         options.absolute_path(self.project_dir, "--project-dir")
         if "/" in self.config or self.config in ("", ".", ".."):
-            raise options.ExportError(f"the config file name {self.config!r} must be a file name in the project.")
+            raise ExportError(f"the config file name {self.config!r} must be a file name in the project.")
         if self.pvc is not None:
             options.k8s_name(self.pvc, "--pvc")
         if self.configmap is not None:
@@ -64,7 +65,7 @@ def import_kfp(module: str = "kfp") -> Any:
         return importlib.import_module(module)
     except ImportError as exc:
         package = "kfp-kubernetes" if module.startswith("kfp.kubernetes") else "kfp"
-        raise options.ExportError(
+        raise ExportError(
             f"`mloop export kubeflow` needs the Kubeflow Pipelines SDK ({package}), which is not installed "
             f"({exc}); install it with: {INSTALL_HINT}"
         ) from None

@@ -6,13 +6,7 @@ import re
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import PurePosixPath
 
-from mloop.errors import MloopError
-
-
-class ExportError(MloopError):
-    """An option of `mloop export` that cannot make a working pipeline."""
-
-    exit_code = 2
+from mloop.errors import ExportError
 
 
 def mloop_version() -> str:

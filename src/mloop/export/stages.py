@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# `mloop monitor` and `mloop retrain --if-needed` exit with MonitorError's code when the prediction log
-# has no window yet: an orchestrator marks that task skipped, not failed (no traffic is no error).
+# `mloop monitor` and `mloop retrain --if-needed` exit with MonitorError's code (mloop.cli.main.EXIT_CODES)
+# when the prediction log has no window yet: an orchestrator marks that task skipped, not failed (no traffic
+# is no error). export may not import cli, so the number is repeated here; a test keeps the two equal.
 NO_TRAFFIC_EXIT_CODE = 9
 
 

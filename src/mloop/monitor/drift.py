@@ -9,9 +9,10 @@ Columns are read as arrays without copies where pandas allows it: a float64 or f
 in place (copied only when it holds infinities, which count as missing), and categories are counted from the
 codes of a ``category`` column (``np.bincount``) or by ``value_counts`` on the distinct values of a
 string column, so no row is ever turned into a Python string. :func:`compute_drift` summarises the
-reference frame the way :func:`mloop.data.profile.build_profile` does (same quantile edges, counts,
-sample and shares, tested to be identical) but from one sort per column, without building the
-profile's JSON model.
+reference frame with :func:`mloop.data.profile.numeric_summary` and :func:`~mloop.data.profile.category_shares`,
+the summaries :func:`~mloop.data.profile.build_profile` stores, with its default bins and sample
+(``data.profile.BINS``, ``SAMPLE_SIZE``, ``SEED``), so the statistics are those against the profile of
+the reference (tested to be identical) without building the profile's JSON model.
 """
 
 from __future__ import annotations
@@ -27,10 +28,8 @@ from mloop.core.drift import (
     DriftThresholds,
     FeatureDrift,
     bin_counts,
-    bin_counts_sorted,
     categorical_drift,
     numeric_drift,
-    quantile_edges,
 )
 from mloop.data.profile import (
     PREDICTION,
@@ -38,6 +37,8 @@ from mloop.data.profile import (
     NumericProfile,
     Profile,
     category_counts,
+    category_shares,
+    numeric_summary,
     numeric_values,
     prediction_series,
 )
@@ -352,12 +353,6 @@ def compute_drift(
     return DriftReport(features=features, prediction=None, n_rows=cur.num_rows, thresholds=thresholds).to_frame()
 
 
-# What build_profile uses by default: compute_drift reproduces its profile exactly.
-PROFILE_BINS = 10
-PROFILE_SAMPLE = 2000
-PROFILE_SEED = 0
-
-
 def _numeric_from_frames(name: str, ref: ColumnSource, cur: ColumnSource, thresholds: DriftThresholds) -> FeatureDrift:
     """:func:`column_drift` against the numeric profile ``build_profile`` would store for the reference column.
 
@@ -367,25 +362,16 @@ def _numeric_from_frames(name: str, ref: ColumnSource, cur: ColumnSource, thresh
     array = numeric_array(ref.read(name))
     missing = np.isnan(array)
     nulls = int(np.count_nonzero(missing))
-    finite = array[~missing] if nulls else array
-    # The reference's one sort (in the column's precision, then widened): quantile edges and bin counts
-    # both read it.
-    ordered = np.sort(finite).astype(np.float64, copy=False)
-    edges = quantile_edges(ordered, PROFILE_BINS)
-    counts = bin_counts_sorted(ordered, edges)
-    if finite.size > PROFILE_SAMPLE:
-        rng = np.random.default_rng(PROFILE_SEED)
-        sample = finite[np.sort(rng.choice(finite.size, PROFILE_SAMPLE, replace=False))]
-    else:
-        sample = finite.copy()
+    finite = array[~missing] if nulls else array  # the column itself when nothing is missing: read only
+    summary = numeric_summary(finite)  # build_profile's defaults; the sample is a copy
     null_rate = nulls / array.size if array.size else 0.0
-    del array, missing, finite, ordered  # the reference column: only its summary is needed from here on
+    del array, missing, finite  # the reference column: only its summary is needed from here on
     return numeric_drift(
         name,
-        edges=edges,
-        reference_counts=counts,
+        edges=summary.edges,
+        reference_counts=summary.counts,
         reference_null_rate=null_rate,
-        reference_sample=sample,
+        reference_sample=summary.sample,
         current=numeric_array(cur.read(name)),
         thresholds=thresholds,
     )
@@ -395,14 +381,12 @@ def _categorical_from_frames(
     name: str, ref: ColumnSource, cur: ColumnSource, thresholds: DriftThresholds
 ) -> FeatureDrift:
     """:func:`column_drift` against the categorical profile ``build_profile`` would store for the reference column."""
-    counts, nulls = count_categories(ref.read(name))
-    rows = sum(counts.values()) + nulls
-    present = rows - nulls
+    frequencies, null_rate = category_shares(*count_categories(ref.read(name)))
     current_counts, current_nulls = count_categories(cur.read(name))
     return categorical_drift(
         name,
-        reference_freq={label: count / present for label, count in counts.items()},
-        reference_null_rate=nulls / rows if rows else 0.0,
+        reference_freq=frequencies,
+        reference_null_rate=null_rate,
         current_counts=current_counts,
         current_nulls=current_nulls,
         thresholds=thresholds,

@@ -112,8 +112,8 @@ def validate(project: Project, ref: str | None = None) -> tuple[Snapshot, Valida
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copy2(snapshot.path, folder / "data.parquet")
         (folder / "report.json").write_text(text, encoding="utf-8")
-    elif versioning.enabled(project):
-        versioning.track(project, snapshot)  # only accepted data becomes a DVC version
+    elif versioning.enabled(project.root, project.config.data):
+        versioning.track(project.root, project.config.data, snapshot)  # only accepted data becomes a DVC version
     return snapshot, report
 
 
@@ -133,6 +133,7 @@ def require_valid(project: Project, snapshot: Snapshot) -> None:
 
 
 def train_stage(project: Project, ref: str | None = None) -> TrainResult:
+    project.contract()  # a data.target that disagrees with the contract fails before require_valid writes a report
     snapshot = load_snapshot(project.snapshots_dir, ref) if ref else latest_snapshot(project.snapshots_dir)
     require_valid(project, snapshot)
     return train(project, snapshot)
@@ -149,6 +150,8 @@ class RunResult:
 
 def run(project: Project, source: str | None = None) -> RunResult:
     """ingest → validate → train → register → gate, stopping at the first stage that fails."""
+    if project.contract_path.exists():
+        project.contract()  # a data.target that disagrees with the contract fails before a snapshot is written
     ingested = ingest(project, source)
     snapshot, report = validate(project, ingested.snapshot.hash)
     if not report.passed:

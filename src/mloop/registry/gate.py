@@ -23,11 +23,12 @@ from mloop.core.gate import (
     schema_problems,
     slice_check,
 )
-from mloop.core.metrics import mean_prediction, predict, single_row_latency_ms, slice_metrics, task_metrics
+from mloop.core.metrics import slice_metrics, task_metrics
 from mloop.data.contract import Contract, coerce_frame, load_contract
 from mloop.errors import RegistryError
 from mloop.project import Project
 from mloop.registry import audit
+from mloop.registry.scoring import mean_prediction, predict, single_row_latency_ms
 from mloop.registry.versions import (
     CHALLENGER,
     CHAMPION,
@@ -57,11 +58,6 @@ class Evaluation:
 
     metrics: dict[str, float]
     slices: dict[str, dict[str, dict[str, float]]]
-
-
-def _target(holdout: pd.DataFrame, project: Project) -> pd.Series:
-    y = holdout[project.config.data.target]
-    return y.astype(str) if project.config.task == "classification" else y.astype(float)
 
 
 def evaluate_model(
@@ -108,7 +104,9 @@ def _schema(contract: Contract) -> dict[str, tuple[str, bool]]:
     return {name: (contract.columns[name].dtype, contract.columns[name].nullable) for name in contract.features}
 
 
-def _score(project: Project, info: VersionInfo, contract: Contract, holdout: pd.DataFrame) -> tuple[Any, Evaluation]:
+def _score(
+    project: Project, info: VersionInfo, contract: Contract, holdout: pd.DataFrame, y: pd.Series
+) -> tuple[Any, Evaluation]:
     missing = [c for c in contract.features if c not in holdout.columns]
     if missing:
         raise RegistryError(
@@ -121,7 +119,7 @@ def _score(project: Project, info: VersionInfo, contract: Contract, holdout: pd.
     evaluation = evaluate_model(
         model,
         X,
-        _target(holdout, project),
+        y,
         holdout,
         project.config.task,
         gate_config.slices,
@@ -163,18 +161,25 @@ def evaluate_gate(project: Project, version: str) -> GateDecision:
     metric = config.primary_metric
     holdout = holdout_of(project, challenger)
     contract = version_contract(project, challenger)
+    y = contract.target_values(holdout, config.task)  # the holdout's labels, named by the contract it was cut with
     with threadpool_limits(config.train.threads or None):
-        model, mine = _score(project, challenger, contract, holdout)
+        model, mine = _score(project, challenger, contract, holdout, y)
         if metric not in mine.metrics:
             raise RegistryError(f"metric {metric!r} cannot be computed for version {version} on this holdout.")
         checks: list[GateCheck] = []
         theirs: Evaluation | None = None
         if champion is not None:
             champion_contract = version_contract(project, champion)
+            if champion_contract.target != contract.target:
+                raise RegistryError(
+                    f"version {version} predicts {contract.target!r} but champion v{champion.version} predicts "
+                    f"{champion_contract.target!r} (the contract's target changed): their metrics are not "
+                    "comparable; promote with --force if intended."
+                )
             if config.gate.schema_compatible:
                 problems = schema_problems(_schema(contract), _schema(champion_contract))
                 checks.append(schema_check(problems, champion.version))
-            _, theirs = _score(project, champion, champion_contract, holdout)
+            _, theirs = _score(project, champion, champion_contract, holdout, y)
             if metric not in theirs.metrics:
                 raise RegistryError(f"metric {metric!r} cannot be computed for champion v{champion.version}.")
         checks.extend(_challenger_checks(project, model, coerce_frame(holdout, contract), mine, theirs))

@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 
 from mloop.core.gate import GateDecision
+from mloop.data.contract import Contract
 from mloop.data.snapshot import Snapshot, load_snapshot
-from mloop.errors import ContractError, MloopError, RetrainError
+from mloop.errors import ContractError, LockBusy, MloopError, RetrainError
 from mloop.monitor.runner import WindowResult, history, monitor, record
 from mloop.pipeline import stages
 from mloop.project import Project
@@ -21,7 +22,7 @@ from mloop.registry.versions import CHAMPION, VersionInfo, alias_version, regist
 from mloop.retrain.guard import reject, trusted_holdout_check
 from mloop.retrain.journal import record_decision
 from mloop.retrain.labels import RejectedLabel, conform_labels
-from mloop.retrain.lock import LockBusy, RetrainLock
+from mloop.retrain.lock import RetrainLock
 from mloop.retrain.policy import RetrainDecision, decide, drift_streak
 from mloop.retrain.schedule import due_since
 from mloop.train.trainer import train
@@ -62,15 +63,19 @@ def _training_frame(project: Project, champion: VersionInfo) -> pd.DataFrame:
     return stages.read_project_source(project)
 
 
-def labelled_production_rows(project: Project, columns: list[str], windows: int | None = None) -> pd.DataFrame:
+def labelled_production_rows(
+    project: Project, columns: list[str], windows: int | None = None, target: str | None = None
+) -> pd.DataFrame:
     """Logged predictions with a label, as training rows (features, time column, target), indexed by
     request id.
 
     ``windows`` keeps only the labelled rows among the last ``windows × monitor.window_size`` logged
-    predictions (``retrain.training_windows``); ``None`` keeps them all.
+    predictions (``retrain.training_windows``); ``None`` keeps them all. The label column is named
+    ``target``, by default the contract's.
     """
+    target = target or project.contract().target
     if not project.has_prediction_log():
-        return pd.DataFrame(columns=[*columns, project.config.data.target], index=pd.Index([], name="request_id"))
+        return pd.DataFrame(columns=[*columns, target], index=pd.Index([], name="request_id"))
     store = project.prediction_store()
     if windows is None:
         rows = store.read(labelled_only=True)
@@ -81,7 +86,7 @@ def labelled_production_rows(project: Project, columns: list[str], windows: int 
     out = pd.DataFrame(index=rows.index)
     for name in columns:
         out[name] = rows[name] if name in rows.columns else np.nan
-    out[project.config.data.target] = rows["label"]
+    out[target] = rows["label"]
     out.index = pd.Index(rows["request_id"].astype(str), name="request_id")
     return out
 
@@ -95,6 +100,22 @@ class RetrainingData:
     rejected_labels: list[RejectedLabel]
 
 
+def _same_target(project: Project, champion: VersionInfo, contract: Contract | None = None) -> str:
+    """The project's target (checked against mloop.yaml), refused unless the champion predicts it too.
+
+    The feedback labels answer the champion's predictions: they are values of its target, not of a new one.
+    """
+    target = project.contract().target
+    predicted = (contract or version_contract(project, champion)).target
+    if predicted != target:
+        raise RetrainError(
+            f"champion v{champion.version} predicts {predicted!r} but the data contract's target is now "
+            f"{target!r}, so its feedback labels are not {target!r} values; train and promote a model for "
+            f"{target!r} first (`mloop run`, then `mloop promote --force` if the gate cannot compare them)."
+        )
+    return target
+
+
 def retraining_data(project: Project, champion: VersionInfo) -> RetrainingData:
     """Training data the loop started from plus labelled production rows, typed as the training data is.
 
@@ -102,12 +123,12 @@ def retraining_data(project: Project, champion: VersionInfo) -> RetrainingData:
     its request id (see :mod:`mloop.retrain.labels`).
     """
     contract = version_contract(project, champion)
-    target = project.config.data.target
+    target = _same_target(project, champion, contract)
     base = _training_frame(project, champion)
     # Only what the model reads (features, time, target): production rows carry nothing else.
     keep = [c for c in base.columns if c in contract.columns and contract.columns[c].role in ("feature", "time")]
-    base = base[[*keep, project.config.data.target]]
-    fresh = labelled_production_rows(project, keep, project.config.retrain.training_windows)
+    base = base[[*keep, target]]
+    fresh = labelled_production_rows(project, keep, project.config.retrain.training_windows, target)
     spec = contract.columns.get(target)
     labels, rejected = conform_labels(fresh[target], fresh.index.to_series(), target, spec.dtype if spec else "string")
     for bad in rejected:
@@ -202,9 +223,11 @@ def retrain(project: Project, if_needed: bool = False) -> RetrainResult:
     Every decision is journaled (audit log + MLflow). Training runs under the project's retrain lock:
     a second controller finds it taken and skips (``if_needed``) or fails (a forced retrain).
     """
+    project.contract()  # a data.target that disagrees with the contract fails before anything is recorded
     champion = alias_version(project, CHAMPION)
     if champion is None:
         raise RetrainError("There is no champion to retrain; run `mloop run` first.")
+    _same_target(project, champion)  # also before anything is recorded
     window = _latest_window(project, if_needed)
     decision = evaluate_policy(project, champion, window)
     if not if_needed:

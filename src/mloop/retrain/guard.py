@@ -11,23 +11,22 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from mloop.core.gate import GateCheck, GateDecision
-from mloop.core.metrics import GREATER_IS_BETTER, score_model
+from mloop.core.metrics import GREATER_IS_BETTER
 from mloop.data.contract import coerce_frame
 from mloop.project import Project
 from mloop.registry import audit
 from mloop.registry.gate import holdout_of, version_contract
+from mloop.registry.scoring import score_model
 from mloop.registry.versions import CHALLENGER, VersionInfo, load_model, set_alias, set_tag
 
 
-def _metric(project: Project, info: VersionInfo, holdout_from: VersionInfo) -> float:
+def _metric(project: Project, info: VersionInfo, holdout: pd.DataFrame, y: pd.Series) -> float:
     config = project.config
-    holdout = holdout_of(project, holdout_from)
     contract = version_contract(project, info)
-    y = holdout[config.data.target]
-    y = y.astype(str) if config.task == "classification" else y.astype(float)
     with threadpool_limits(config.train.threads or None):
         values = score_model(load_model(project, info.version), coerce_frame(holdout, contract), y, config.task)
     return values[config.primary_metric]
@@ -37,8 +36,11 @@ def trusted_holdout_check(project: Project, champion: VersionInfo, challenger: V
     """Pass unless the challenger is worse than the champion on the champion's holdout by more than the limit."""
     metric = project.config.primary_metric
     limit = project.config.retrain.max_reference_regression
-    theirs = _metric(project, champion, champion)
-    mine = _metric(project, challenger, champion)
+    holdout = holdout_of(project, champion)
+    # The labels as the champion's contract (the one its holdout was cut with) names and types them.
+    y = version_contract(project, champion).target_values(holdout, project.config.task)
+    theirs = _metric(project, champion, holdout, y)
+    mine = _metric(project, challenger, holdout, y)
     worse = (theirs - mine) / abs(theirs) if GREATER_IS_BETTER[metric] else (mine - theirs) / abs(theirs)
     passed = worse <= limit if theirs else True
     detail = (

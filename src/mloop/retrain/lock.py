@@ -18,11 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
-from mloop.errors import RetrainError
-
-
-class LockBusy(RetrainError):
-    """Another controller is retraining this project right now."""
+from mloop.errors import LockBusy
 
 
 class RetrainLock:
@@ -76,4 +72,4 @@ class RetrainLock:
         self.release()
 
 
-__all__ = ["LockBusy", "RetrainLock"]
+__all__ = ["RetrainLock"]

@@ -16,7 +16,10 @@ def due_since(expression: str, last: datetime, now: datetime | None = None) -> d
     try:
         from croniter import croniter
     except ImportError:
-        raise RetrainError("retrain.schedule needs the croniter package: pip install croniter") from None
+        raise RetrainError(
+            "retrain.schedule needs croniter, a dependency of mloop that is missing from this environment; "
+            "reinstall mloop: pip install mloop"
+        ) from None
     moment = now or datetime.now(UTC)
     start = last if last.tzinfo else last.replace(tzinfo=UTC)
     following: datetime = croniter(expression, start).get_next(datetime)

@@ -37,7 +37,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mloop.data.predictions import PredictionRow, utc_now
-from mloop.errors import MloopError, ServeError
+from mloop.errors import (
+    HTTPProblem,
+    InvalidInput,
+    MloopError,
+    ModelUnavailable,
+    PayloadTooLarge,
+    ServeError,
+    UnknownRequestIds,
+)
 from mloop.project import Project
 from mloop.registry.versions import CHAMPION, VersionInfo
 from mloop.serve.batcher import BatchRecord, MicroBatcher
@@ -45,14 +53,10 @@ from mloop.serve.dashboard import dashboard_router
 from mloop.serve.fastpath import SMALL_BATCH_ROWS
 from mloop.serve.http import (
     BodyLimitMiddleware,
-    HTTPProblem,
-    InvalidInput,
-    ModelUnavailable,
     OrjsonResponse,
-    PayloadTooLarge,
-    UnknownRequestIds,
     parse_json,
     problem,
+    status_of,
     validation_details,
 )
 from mloop.serve.metrics import ServeMetrics, prediction_buckets
@@ -571,7 +575,7 @@ class HotPredictRoute:
             scope.setdefault("state", {})["model_version"] = model.version
             status, content = 200, answer
         except HTTPProblem as exc:
-            status, content, headers = exc.status_code, {"detail": exc.detail}, exc.headers
+            status, content, headers = status_of(exc), {"detail": exc.detail}, exc.headers
         except MloopError as exc:
             status, content = 500, {"detail": str(exc)}
         except Exception as exc:  # as the app's handler: a 500 without internals, the traceback in the log
@@ -646,7 +650,7 @@ def _component(model: type[BaseModel], name: str) -> dict[str, Any]:
 def _install_error_handlers(app: FastAPI) -> None:
     async def problem(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPProblem)  # noqa: S101 - registered for HTTPProblem only
-        return OrjsonResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        return OrjsonResponse({"detail": exc.detail}, status_code=status_of(exc), headers=exc.headers)
 
     async def mloop_error(_: Request, exc: Exception) -> Response:
         return OrjsonResponse({"detail": str(exc)}, status_code=500)
@@ -710,4 +714,4 @@ def create_app(project: Project) -> FastAPI:
     return app
 
 
-__all__ = ["HTTPProblem", "InferenceApp", "Service", "create_app"]
+__all__ = ["InferenceApp", "Service", "create_app"]

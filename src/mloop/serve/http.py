@@ -1,4 +1,4 @@
-"""HTTP answers of the inference service: errors that know their status, and orjson responses.
+"""HTTP answers of the inference service: the status of each problem (``STATUS``), and orjson responses.
 
 Every error body is ``{"detail": ...}``: a string, or for invalid input a list of ``{"loc", "msg",
 "type"}`` whose ``loc`` names the field.
@@ -13,7 +13,16 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mloop.errors import ServeError
+from mloop.errors import (
+    HTTPProblem,
+    InvalidInput,
+    ModelUnavailable,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    UnknownRequestIds,
+    UnsupportedMediaType,
+)
 
 
 class OrjsonResponse(JSONResponse):
@@ -23,43 +32,22 @@ class OrjsonResponse(JSONResponse):
         return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
 
 
-class HTTPProblem(ServeError):
-    """A ServeError that knows its HTTP status; ``detail`` becomes the JSON body."""
-
-    status_code = 500
-
-    def __init__(self, detail: str | list[dict[str, Any]], headers: dict[str, str] | None = None) -> None:
-        super().__init__(detail if isinstance(detail, str) else f"{len(detail)} problem(s) with the request")
-        self.detail = detail
-        self.headers = headers
-
-
-class InvalidInput(HTTPProblem):
-    status_code = 422
+# The HTTP status of each problem (mloop.errors defines them; only serve decides how they are answered),
+# most specific class first; a problem of none of these classes answers 500.
+STATUS: tuple[tuple[type[HTTPProblem], int], ...] = (
+    (InvalidInput, 422),
+    (UnknownRequestIds, 404),
+    (NotFound, 404),
+    (PayloadTooLarge, 413),
+    (UnsupportedMediaType, 415),
+    (Unauthorized, 401),
+    (ModelUnavailable, 503),
+)
 
 
-class UnknownRequestIds(HTTPProblem):
-    status_code = 404
-
-
-class PayloadTooLarge(HTTPProblem):
-    status_code = 413
-
-
-class ModelUnavailable(HTTPProblem):
-    status_code = 503
-
-
-class NotFound(HTTPProblem):
-    status_code = 404
-
-
-class UnsupportedMediaType(HTTPProblem):
-    status_code = 415
-
-
-class Unauthorized(HTTPProblem):
-    status_code = 401
+def status_of(error: HTTPProblem) -> int:
+    """The HTTP status an ``HTTPProblem`` answers with: that of the first class in ``STATUS`` it belongs to."""
+    return next((status for cls, status in STATUS if isinstance(error, cls)), 500)
 
 
 def problem(loc: list[str | int], msg: str, kind: str) -> dict[str, Any]:
@@ -103,7 +91,7 @@ class BodyLimitMiddleware:
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
                 problem = self._too_large(f"{int(value)} bytes")
-                await OrjsonResponse({"detail": problem.detail}, status_code=413)(scope, receive, send)
+                await OrjsonResponse({"detail": problem.detail}, status_code=status_of(problem))(scope, receive, send)
                 return
         received = 0
 
@@ -120,17 +108,11 @@ class BodyLimitMiddleware:
 
 
 __all__ = [
+    "STATUS",
     "BodyLimitMiddleware",
-    "HTTPProblem",
-    "InvalidInput",
-    "ModelUnavailable",
-    "NotFound",
-    "Unauthorized",
     "OrjsonResponse",
-    "PayloadTooLarge",
-    "UnknownRequestIds",
-    "UnsupportedMediaType",
     "parse_json",
     "problem",
+    "status_of",
     "validation_details",
 ]

@@ -23,7 +23,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from mloop.data.predictions import DuplicateRequestId, PredictionLog, PredictionRow
+from mloop.data.predictions import PredictionLog, PredictionRow
+from mloop.errors import DuplicateRequestId
 
 log = logging.getLogger(__name__)
 

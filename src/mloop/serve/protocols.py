@@ -24,16 +24,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from mloop.errors import HTTPProblem, InvalidInput, NotFound, UnsupportedMediaType
 from mloop.serve.fastpath import records_of
-from mloop.serve.http import (
-    HTTPProblem,
-    InvalidInput,
-    NotFound,
-    OrjsonResponse,
-    UnsupportedMediaType,
-    parse_json,
-    problem,
-)
+from mloop.serve.http import OrjsonResponse, parse_json, problem, status_of
 from mloop.serve.model_holder import LoadedModel
 
 if TYPE_CHECKING:
@@ -208,7 +201,7 @@ async def ping(request: Request) -> Response:
 def _v2_error(exc: HTTPProblem) -> Response:
     """V2 errors are ``{"error": "..."}``; ``detail`` keeps mloop's field-level problems."""
     message = exc.detail if isinstance(exc.detail, str) else str(exc)
-    return OrjsonResponse({"error": message, "detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    return OrjsonResponse({"error": message, "detail": exc.detail}, status_code=status_of(exc), headers=exc.headers)
 
 
 def _v2_model(service: Service, name: str, version: str | None = None) -> LoadedModel:

@@ -19,17 +19,21 @@ from sklearn.preprocessing import LabelEncoder
 
 from mloop.errors import TrainError
 
-EXTRAS = {"lightgbm": ("lightgbm", "lightgbm"), "xgboost": ("xgboost", "xgboost")}  # estimator: (module, extra)
+# estimator: (module, how to install it); hints spelled out so a test can check each extra exists
+EXTRAS = {
+    "lightgbm": ("lightgbm", "pip install 'mloop[lightgbm]'"),
+    "xgboost": ("xgboost", "pip install 'mloop[xgboost]'"),
+}
 
 
 def _extra(estimator: str) -> ModuleType:
-    module, extra = EXTRAS[estimator]
+    module, install = EXTRAS[estimator]
     try:
         return importlib.import_module(module)
     except ImportError:
         raise TrainError(
             f"train.estimator {estimator!r} needs the optional {module} package; install it with "
-            f"`pip install 'mloop[{extra}]'` or choose hist_gradient_boosting."
+            f"`{install}` or choose hist_gradient_boosting."
         ) from None
 
 

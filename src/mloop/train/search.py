@@ -22,9 +22,10 @@ from mlflow import MlflowClient
 from sklearn.model_selection import KFold, StratifiedKFold
 
 from mloop.config import MloopConfig, TrainConfig
-from mloop.core.metrics import GREATER_IS_BETTER, score_model
+from mloop.core.metrics import GREATER_IS_BETTER
 from mloop.data.contract import Contract
 from mloop.errors import TrainError
+from mloop.registry.scoring import score_model
 from mloop.tracking.store import safe_uri as _safe
 from mloop.tracking.store import sqlalchemy_url
 from mloop.train.estimators import LabelEncodedClassifier, make_estimator
@@ -47,8 +48,8 @@ def _optuna() -> Any:
         import optuna
     except ImportError:
         raise TrainError(
-            "train.search needs the optional optuna package; install it with `pip install 'mloop[search]'` "
-            "or set train.search.trials to 0."
+            "train.search needs optuna, a dependency of mloop that is missing from this environment; "
+            "reinstall mloop (`pip install mloop` installs what is missing) or set train.search.trials to 0."
         ) from None
     optuna.logging.set_verbosity(logging.WARNING)
     return optuna

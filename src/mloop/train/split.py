@@ -50,26 +50,11 @@ def labelled(frame: pd.DataFrame, target: str) -> pd.DataFrame:
     return rows
 
 
-def target_values(frame: pd.DataFrame, config: MloopConfig) -> pd.Series:
-    y = frame[config.data.target]
-    if config.task == "classification":
-        return y.astype(str)
-    values = pd.to_numeric(y, errors="coerce")
-    bad = values.isna() & y.notna()
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise TrainError(
-            f"target column {config.data.target!r} must be numeric for regression; row {row} holds "
-            f"{y.iloc[row]!r}. Use task: classification for labels."
-        )
-    return values.astype(float)
-
-
-def _check_classes(y: pd.Series, config: MloopConfig) -> None:
+def _check_classes(y: pd.Series, target: str, config: MloopConfig) -> None:
     if config.task == "classification" and y.nunique() < 2:
-        raise TrainError(f"target {config.data.target!r} has a single class; classification needs two or more.")
+        raise TrainError(f"target {target!r} has a single class; classification needs two or more.")
     if config.task == "regression" and y.nunique() < 2:
-        raise TrainError(f"target {config.data.target!r} is constant; there is nothing to learn.")
+        raise TrainError(f"target {target!r} is constant; there is nothing to learn.")
 
 
 @dataclass(frozen=True)
@@ -83,10 +68,13 @@ class Split:
 
 
 def prepare(frame: pd.DataFrame, contract: Contract, config: MloopConfig) -> Split:
-    """The labelled rows split into a training part and a holdout, typed as the model reads them."""
-    rows = labelled(frame, config.data.target)
-    y_all = target_values(rows, config)
-    _check_classes(y_all, config)
+    """The labelled rows split into a training part and a holdout, typed as the model reads them.
+
+    The target is the contract's (``Project.contract`` has checked that ``data.target`` agrees).
+    """
+    rows = labelled(frame, contract.target)
+    y_all = contract.target_values(rows, config.task)
+    _check_classes(y_all, contract.target, config)
     time_col = config.data.time_column if config.split.strategy == "temporal" else None
     stratify = y_all if config.task == "classification" else None
     train, test = holdout_split(rows, config.split.test_fraction, time_col, config.split.seed, stratify)
@@ -95,6 +83,6 @@ def prepare(frame: pd.DataFrame, contract: Contract, config: MloopConfig) -> Spl
         test,
         coerce_frame(train, contract),
         coerce_frame(test, contract),
-        target_values(train, config),
-        target_values(test, config),
+        contract.target_values(train, config.task),
+        contract.target_values(test, config.task),
     )

@@ -17,22 +17,23 @@ from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
 from mloop.config import MloopConfig
-from mloop.core.metrics import classification_metrics, predict, regression_metrics, score_model, task_metrics
-from mloop.data.contract import Contract, load_contract
+from mloop.core.metrics import classification_metrics, regression_metrics, task_metrics
+from mloop.data.contract import Contract
 from mloop.data.profile import build_profile, prediction_profile
 from mloop.data.snapshot import Snapshot
 from mloop.errors import TrainError
 from mloop.project import Project
+from mloop.registry.scoring import predict, score_model
 from mloop.tracking.runs import CONTRACT_ARTIFACT, PROFILE_ARTIFACT, Late, log_training_run
 from mloop.tracking.store import connect, experiment_id
 from mloop.train.evaluate import start_evaluation
 from mloop.train.pipeline import pipeline_for
 from mloop.train.search import Progress, SearchResult, search, study_name
-from mloop.train.split import labelled, prepare, target_values
+from mloop.train.split import labelled, prepare
 
 BATCH_ROWS = 1000  # the batch of latency_1000_rows_ms
 
-__all__ = ["TrainResult", "cross_validate", "fit", "labelled", "search_worker", "target_values", "train"]
+__all__ = ["TrainResult", "cross_validate", "fit", "labelled", "search_worker", "train"]
 
 
 @dataclass(frozen=True)
@@ -120,8 +121,8 @@ def train(
     """
     config = project.config
     started = time.perf_counter()
+    contract = project.contract()  # before reading the data: a disagreeing data.target fails at once
     data = snapshot.read() if frame is None else frame
-    contract = load_contract(project.contract_path)
     with threadpool_limits(config.train.threads or None):
         if config.train.search.trials <= 0:
             return _train(project, snapshot, data, contract, tags, started)
@@ -159,7 +160,7 @@ def search_worker(project: Project, snapshot: Snapshot, progress: Progress | Non
             "`mloop train --worker` needs train.search.trials > 0 and train.search.storage (a PostgreSQL URL "
             "every worker can reach) so the workers share one study."
         )
-    contract = load_contract(project.contract_path)
+    contract = project.contract()
     split = prepare(snapshot.read(), contract, config)
     client = connect(project)
     experiment = experiment_id(client, project)
@@ -283,7 +284,7 @@ def _train(
             metrics.update({"search_trials": float(found.trials), "search_pruned": float(found.pruned)})
             if found.best_value is not None:
                 metrics[f"search_best_cv_{config.primary_metric}"] = found.best_value
-        holdout = parts["test"][[*contract.features, config.data.target]]
+        holdout = parts["test"][[*contract.features, contract.target]]
         train_frame = data.loc[X_train.index]
         evaluation = evaluated
 

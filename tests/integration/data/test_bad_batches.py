@@ -4,38 +4,21 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 import yaml
+from tests.helpers.cli import mloop
+from tests.helpers.projects import init_project_on
 
 from mloop.data.contract import load_contract, save_contract
 from mloop.errors import ContractError
 from mloop.pipeline import stages
-from mloop.pipeline.scaffold import init_project
 from mloop.project import Project
 from mloop.registry import versions
 
 pytestmark = pytest.mark.integration
-
-ENV = {k: v for k, v in os.environ.items() if not k.upper().startswith("MLOOP_")} | {"COLUMNS": "200"}
-
-
-def mloop(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mloop", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=300,
-        check=False,
-    )
 
 
 def batch_with(ames: pd.DataFrame, kind: str) -> pd.DataFrame:
@@ -64,11 +47,15 @@ EXPECTED = {
 def trained(tmp_path_factory: pytest.TempPathFactory, ames: pd.DataFrame) -> dict[str, Any]:
     """One champion, then the four bad batches through `run`, with range and category checks made errors."""
     root = tmp_path_factory.mktemp("bad")
-    ames.iloc[:400].to_csv(root / "houses.csv", index=False)
-    init_project(root / "p", str(root / "houses.csv"), "Sale_Price", name="houses", dvc=False)
-    config = root / "p" / "mloop.yaml"
-    config.write_text(config.read_text() + "train:\n  estimator: linear\n")
-    project = Project.load(config)
+    project = init_project_on(
+        root,
+        ames.iloc[:400],
+        data_file="houses.csv",
+        project="p",
+        name="houses",
+        dvc=False,
+        train={"estimator": "linear"},
+    )
     first = stages.run(project)
     contract = load_contract(project.contract_path)
     contract.severity.update(range="error", categories="error")  # a hand edit: reject these too

@@ -12,18 +12,17 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from tests.net import free_port
+from tests.helpers.servers import free_port
 from tests.postgres_schema import Relay, admin_connection, fresh_schema, postgres_relay
 
 from mloop.data.predictions import (
-    DuplicateRequestId,
     PredictionLog,
     PredictionRow,
     PredictionStore,
     open_prediction_store,
 )
 from mloop.data.predictions_pg import PgPredictionStore, safe_url
-from mloop.errors import ServeError
+from mloop.errors import DuplicateRequestId, PredictionLogError
 from mloop.project import Project
 from mloop.serve.prediction_log import PredictionLogWriter
 
@@ -119,7 +118,7 @@ def test_a_foreign_table_is_refused_and_left_alone(schema: tuple[str, str]) -> N
         admin.execute(f'CREATE TABLE "{name}".predictions (id INTEGER, value REAL)')
         admin.execute(f'INSERT INTO "{name}".predictions VALUES (1, 2.0)')
 
-    with pytest.raises(ServeError, match=r"127\.0\.0\.1.*\(id, value\)"):
+    with pytest.raises(PredictionLogError, match=r"127\.0\.0\.1.*\(id, value\)"):
         PgPredictionStore(url)
 
     with admin_connection() as admin:
@@ -151,7 +150,7 @@ def test_labels_from_many_threads_all_land(schema: tuple[str, str]) -> None:
 def test_an_unreachable_database_is_a_store_error_without_the_password() -> None:
     port = free_port()
     url = f"postgresql+psycopg://mloop:s3cr%40t-pw@127.0.0.1:{port}/predictions"
-    with pytest.raises(ServeError) as raised:
+    with pytest.raises(PredictionLogError) as raised:
         PgPredictionStore(url)
     message = str(raised.value)
     assert not isinstance(raised.value, DuplicateRequestId)  # the writer spills on this, it does not drop
@@ -171,7 +170,7 @@ def test_a_database_that_goes_away_fails_each_call_and_comes_back(schema: tuple[
         lambda: store.read(),
         lambda: store.count(),
     ):
-        with pytest.raises(ServeError, match=f"127.0.0.1:{relay.port}") as raised:
+        with pytest.raises(PredictionLogError, match=f"127.0.0.1:{relay.port}") as raised:
             call()
         assert not isinstance(raised.value, DuplicateRequestId)
 
@@ -223,7 +222,7 @@ def test_a_statement_stuck_behind_a_lock_times_out_and_the_writer_spills(
         with admin_connection() as admin, admin.transaction():
             admin.execute(f'LOCK TABLE "{name}".predictions IN ACCESS EXCLUSIVE MODE')  # held until the block ends
             started = time.monotonic()
-            with pytest.raises(ServeError, match="statement timeout"):
+            with pytest.raises(PredictionLogError, match="statement timeout"):
                 store.write_many([row("b", 2)])
             assert time.monotonic() - started < 5  # not the lock holder's whole transaction
             writer.log_many([row(f"held{n}", n) for n in range(20)])
@@ -248,7 +247,7 @@ def test_a_server_that_stops_answering_mid_write_is_cut_off_at_the_deadline(
     thaw.daemon = True
     thaw.start()
     started = time.monotonic()
-    with pytest.raises(ServeError, match="cannot log predictions"):
+    with pytest.raises(PredictionLogError, match="cannot log predictions"):
         with monkeypatch.context() as frozen:  # the server answers the connection, then goes silent
             connect = store._db.connect
 
@@ -288,7 +287,7 @@ def test_writes_get_a_statement_timeout_only_where_none_is_configured(schema: tu
 
 def test_without_psycopg_the_error_names_the_extra(schema: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "psycopg", None)  # what an install without mloop[postgres] looks like
-    with pytest.raises(ServeError, match=r"mloop\[postgres\]"):
+    with pytest.raises(PredictionLogError, match=r"mloop\[postgres\]"):
         PgPredictionStore(schema[0])
 
 
@@ -300,7 +299,7 @@ def test_the_factory_picks_the_store_from_the_target(schema: tuple[str, str], tm
     assert isinstance(open_prediction_store(str(tmp_path / "q.db")), PredictionStore)
     driver_url = schema[0].replace("postgresql://", "postgresql+psycopg://", 1)
     assert isinstance(open_prediction_store(driver_url), PgPredictionStore)
-    with pytest.raises(ServeError, match=r"mysql://db\.example:3306/log is not supported") as raised:
+    with pytest.raises(PredictionLogError, match=r"mysql://db\.example:3306/log is not supported") as raised:
         open_prediction_store("mysql://me:hunter2@db.example:3306/log")
     assert "hunter2" not in str(raised.value)
 

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-import yaml
-from tests.net import free_port
+from tests.helpers.projects import write_config
+from tests.helpers.servers import free_port
 
 from mloop.data.sources import read_source
 from mloop.errors import SourceError
@@ -142,13 +142,11 @@ def test_http_failures_say_what_and_where(http_root: tuple[Path, str]) -> None:
 # ------------------------------------------------------------------------------------- incremental
 
 
-def make_project(root: Path, source: str, query: str | None, column: str) -> Project:
-    root.mkdir(parents=True, exist_ok=True)
+def incremental_project(root: Path, source: str, query: str | None, column: str) -> Project:
     data = {"source": source, "target": "Sale_Price", "incremental_column": column, "versioning": "off"}
     if query:
         data["query"] = query
-    (root / "mloop.yaml").write_text(yaml.safe_dump({"name": "inc", "data": data}), encoding="utf-8")
-    return Project.load(root / "mloop.yaml")
+    return write_config(root, {"name": "inc", "data": data})
 
 
 def test_incremental_sqlite_appends_only_new_rows(tmp_path: Path, sample: pd.DataFrame) -> None:
@@ -156,7 +154,7 @@ def test_incremental_sqlite_appends_only_new_rows(tmp_path: Path, sample: pd.Dat
     engine = sa.create_engine(f"sqlite:///{db}")
     with engine.begin() as conn:
         sample.iloc[:200].to_sql("sales", conn, index=False)
-    project = make_project(tmp_path / "p", "sqlite:///../sales.db", "sales", "sale_id")
+    project = incremental_project(tmp_path / "p", "sqlite:///../sales.db", "sales", "sale_id")
     first = stages.ingest(project)
     assert first.snapshot.rows == 200 and first.added_rows is None
     with engine.begin() as conn:
@@ -176,7 +174,7 @@ def test_incremental_postgres_by_time_column(postgres: str, tmp_path: Path) -> N
     engine = sa.create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://"))
     with engine.begin() as conn:
         rows.iloc[:6].to_sql("sales", conn, schema=postgres, index=False)
-    project = make_project(tmp_path, POSTGRES_URL, f"SELECT * FROM {postgres}.sales", "sold_at")
+    project = incremental_project(tmp_path, POSTGRES_URL, f"SELECT * FROM {postgres}.sales", "sold_at")
     assert stages.ingest(project).snapshot.rows == 6
     with engine.begin() as conn:
         rows.iloc[6:].to_sql("sales", conn, schema=postgres, index=False, if_exists="append")
@@ -189,7 +187,7 @@ def test_incremental_postgres_by_time_column(postgres: str, tmp_path: Path) -> N
 def test_incremental_file_by_id(tmp_path: Path, sample: pd.DataFrame) -> None:
     csv = tmp_path / "houses.csv"
     sample.iloc[:100].to_csv(csv, index=False)
-    project = make_project(tmp_path / "p", "../houses.csv", None, "sale_id")
+    project = incremental_project(tmp_path / "p", "../houses.csv", None, "sale_id")
     first = stages.ingest(project)
     sample.to_csv(csv, index=False)
     second = stages.ingest(project)

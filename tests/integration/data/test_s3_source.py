@@ -103,6 +103,6 @@ def test_dvc_remote_on_s3(bucket: tuple[str, pd.DataFrame], tmp_path: Path) -> N
     before = Path(snapshot.path).read_bytes()
     shutil.rmtree(tmp_path / ".dvc" / "cache")
     Path(snapshot.path).unlink()
-    assert versioning.restore(project, snapshot) == "remote"
+    assert versioning.restore(project.root, project.config.data, snapshot) == "remote"
     assert Path(snapshot.path).read_bytes() == before
     assert "secret" not in (tmp_path / ".dvc" / "config").read_text().lower()

@@ -17,10 +17,11 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from tests.helpers.cli import clean_env, mloop_json, ok, run_command
+from tests.helpers.projects import init_project_on
 
 from mloop.data import versioning
 from mloop.pipeline import stages
-from mloop.pipeline.scaffold import init_project
 from mloop.project import Project
 
 pytestmark = [
@@ -28,22 +29,12 @@ pytestmark = [
     pytest.mark.skipif(not versioning.available(), reason="DVC is not installed (pip install 'mloop[dvc]')"),
 ]
 
-BIN = str(Path(sys.executable).parent)
-ENV = {k: v for k, v in os.environ.items() if not k.upper().startswith("MLOOP_")} | {
-    "PATH": BIN + os.pathsep + os.environ.get("PATH", ""),
-    "COLUMNS": "200",
-    "DVC_NO_ANALYTICS": "1",
-}
+# The venv's bin first: `dvc repro` runs the stages as `mloop …` commands.
+ENV = clean_env(PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""), DVC_NO_ANALYTICS="1")
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(list(args), cwd=cwd, capture_output=True, text=True, env=ENV, timeout=600, check=False)
-    assert result.returncode == 0, f"{args} failed:\n{result.stdout}\n{result.stderr}"
-    return result
-
-
-def mloop(*args: str, cwd: Path) -> Any:
-    return json.loads(run(sys.executable, "-m", "mloop", *args, "--json", cwd=cwd).stdout)
+    return ok(run_command(args, cwd=cwd, env=ENV, timeout=600))
 
 
 def digest(path: Path) -> str:
@@ -55,18 +46,23 @@ def repro(tmp_path_factory: pytest.TempPathFactory, ames: pd.DataFrame) -> dict[
     """A no-scm project: `dvc repro` twice, then a changed source and `dvc repro` again."""
     root = tmp_path_factory.mktemp("dvc")
     source = root / "houses.csv"
-    ames.iloc[:500].to_csv(source, index=False)
-    folder = root / "houses"
-    init_project(folder, str(source), "Sale_Price", name="houses", dvc=True, no_scm=True)
-    config = folder / "mloop.yaml"
-    config.write_text(config.read_text() + "train:\n  estimator: linear\n")  # the fastest model: DVC is tested
+    folder = init_project_on(
+        root,
+        ames.iloc[:500],
+        data_file=source.name,
+        project="houses",
+        name="houses",
+        dvc=True,
+        no_scm=True,
+        train={"estimator": "linear"},  # the fastest model: DVC is tested
+    ).root
     steps: dict[str, Any] = {"root": root, "folder": folder, "source": source}
     steps["first"] = run("dvc", "repro", cwd=folder).stdout
     steps["second"] = run("dvc", "repro", cwd=folder).stdout
     steps["ingest"] = json.loads((folder / ".mloop" / "stages" / "ingest.json").read_text())
     ames.iloc[:520].to_csv(source, index=False)
     steps["third"] = run("dvc", "repro", "validate", cwd=folder).stdout  # up to validate: training is slow
-    steps["list"] = mloop("data", "list", cwd=folder)
+    steps["list"] = mloop_json("data", "list", "--json", cwd=folder, env=ENV, timeout=600)
     return steps
 
 
@@ -110,10 +106,11 @@ def test_checkout_by_model_version_from_the_cache(repro: dict[str, Any]) -> None
     path = Path(second["path"])
     before = digest(path)
     path.unlink()
-    out = mloop("data", "checkout", "v1", cwd=folder)
+    out = mloop_json("data", "checkout", "v1", "--json", cwd=folder, env=ENV, timeout=600)
     assert out["hash"] == second["hash"] and out["restored_from"] == "cache"
     assert digest(path) == before
-    assert mloop("data", "checkout", second["hash"], cwd=folder)["restored_from"] == "workspace"
+    again = mloop_json("data", "checkout", second["hash"], "--json", cwd=folder, env=ENV, timeout=600)
+    assert again["restored_from"] == "workspace"
 
 
 def test_checkout_from_the_remote_after_the_cache_is_gone(repro: dict[str, Any]) -> None:
@@ -123,7 +120,7 @@ def test_checkout_from_the_remote_after_the_cache_is_gone(repro: dict[str, Any])
     before = digest(path)
     shutil.rmtree(folder / ".dvc" / "cache")
     path.unlink()
-    out = mloop("data", "checkout", first["hash"][:10], cwd=folder)
+    out = mloop_json("data", "checkout", first["hash"][:10], "--json", cwd=folder, env=ENV, timeout=600)
     assert out["restored_from"] == "remote"
     assert digest(path) == before
     # the restored version is now the latest: training would use it
@@ -132,12 +129,8 @@ def test_checkout_from_the_remote_after_the_cache_is_gone(repro: dict[str, Any])
 
 def test_in_a_git_repo_the_dvc_files_are_committable(tmp_path: Path, ames: pd.DataFrame) -> None:
     run("git", "init", "-q", str(tmp_path), cwd=tmp_path)
-    source = tmp_path / "houses.csv"
-    ames.iloc[:300].to_csv(source, index=False)
-    folder = tmp_path / "project"
-    init_project(folder, str(source), "Sale_Price", name="houses", dvc=True)
-    assert "no_scm" not in (folder / ".dvc" / "config").read_text()
-    project = Project.load(folder / "mloop.yaml")
+    project = init_project_on(tmp_path, ames.iloc[:300], data_file="houses.csv", name="houses", dvc=True)
+    assert "no_scm" not in (project.root / ".dvc" / "config").read_text()
     stages.ingest(project)
     snapshot, report = stages.validate(project)
     assert report.passed
@@ -150,11 +143,7 @@ def test_in_a_git_repo_the_dvc_files_are_committable(tmp_path: Path, ames: pd.Da
 
 
 def test_a_rejected_snapshot_is_not_versioned(tmp_path: Path, ames: pd.DataFrame) -> None:
-    source = tmp_path / "houses.csv"
-    ames.iloc[:300].to_csv(source, index=False)
-    folder = tmp_path / "project"
-    init_project(folder, str(source), "Sale_Price", name="houses", dvc=True, no_scm=True)
-    project = Project.load(folder / "mloop.yaml")
+    project = init_project_on(tmp_path, ames.iloc[:300], data_file="houses.csv", name="houses", dvc=True, no_scm=True)
     stages.ingest(project)
     broken = ames.iloc[:300].drop(columns=["Lot_Area"])
     bad = stages.ingest(project, frame=broken, source="broken").snapshot

@@ -7,15 +7,13 @@ clash with mlflow's. kfp installs into mloop's own environment (the dev and kube
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from tests.helpers.projects import early_sales, init_project_on
 
-from mloop.config import dump_config
-from mloop.pipeline.scaffold import init_project
 from mloop.project import Project
 
 REPO = Path(__file__).resolve().parents[3]
@@ -23,35 +21,24 @@ AIRFLOW_VENV = Path(os.environ.get("MLOOP_TEST_AIRFLOW_VENV", REPO / ".tools" / 
 TRAIN_ROWS = 400  # small: the stages run as separate processes, and no search is configured
 WINDOW = 100
 
-# What every subprocess sees: no MLOOP_* override from the caller's shell.
-ENV = {k: v for k, v in os.environ.items() if not k.upper().startswith("MLOOP_")} | {"COLUMNS": "200"}
-MLOOP = str(Path(sys.executable).parent / "mloop")
 
+@pytest.fixture(scope="session")
+def export_project(ames: pd.DataFrame) -> Callable[[Path, str], Project]:
+    """``export_project(folder, name)``: ``mloop init`` in ``folder/name`` on the first 400 sales of
+    2006-2007 (temporal split), monitoring windows of 100 rows."""
 
-def make_project(folder: Path, ames: pd.DataFrame, name: str) -> Project:
-    """``mloop init`` on the first 400 sales of 2006-2007 (temporal split), monitoring windows of 100 rows."""
-    source = folder / "data" / "ames-train.csv"
-    source.parent.mkdir(parents=True)
-    ames[ames["Year_Sold"] <= 2007].head(TRAIN_ROWS).to_csv(source, index=False)
-    path = init_project(folder / name, str(source), "Sale_Price", time_column="Year_Sold", dvc=False)
-    project = Project.load(path)
-    config = project.config.model_copy(
-        update={"monitor": project.config.monitor.model_copy(update={"window_size": WINDOW})}
-    )
-    path.write_text(dump_config(config), encoding="utf-8")
-    return Project.load(path)
+    def make(folder: Path, name: str) -> Project:
+        return init_project_on(
+            folder,
+            early_sales(ames, TRAIN_ROWS),
+            data_file="data/ames-train.csv",
+            project=name,
+            time_column="Year_Sold",
+            dvc=False,
+            monitor={"window_size": WINDOW},
+        )
 
-
-def mloop(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """The real `mloop` command, from this environment."""
-    command = [sys.executable, "-m", "mloop", *args]
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=ENV, timeout=300, check=False)
-
-
-def ok(done: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
-    output = f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    assert done.returncode == 0, f"{done.args} failed ({done.returncode}):\n{output}"
-    return done
+    return make
 
 
 @pytest.fixture(scope="module")

@@ -14,18 +14,20 @@ import sqlite3
 import subprocess
 import textwrap
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from tests.helpers.cli import MLOOP_SCRIPT, clean_env, mloop, ok
 
 from mloop.data.contract import load_contract
 from mloop.data.predictions import PredictionRow, PredictionStore, utc_now
 from mloop.project import Project
 from mloop.registry.versions import CHAMPION, alias_version, list_versions
 
-from .conftest import ENV, MLOOP, WINDOW, make_project, mloop, ok
+from .conftest import WINDOW
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +47,7 @@ class Airflow:
         return self.home / "dags"
 
     def run(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        env = ENV | {
+        env = clean_env() | {
             "AIRFLOW_HOME": str(self.home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -76,8 +78,8 @@ def airflow(airflow_python: Path, tmp_path_factory: pytest.TempPathFactory) -> A
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory, ames: pd.DataFrame) -> Project:
-    return make_project(tmp_path_factory.mktemp("airflow-project"), ames, "houses")
+def project(tmp_path_factory: pytest.TempPathFactory, export_project: Callable[[Path, str], Project]) -> Project:
+    return export_project(tmp_path_factory.mktemp("airflow-project"), "houses")
 
 
 def imported_modules(source: str) -> set[str]:
@@ -108,7 +110,7 @@ def test_the_dag_file_imports_only_airflow(airflow: Airflow, trained: object, pr
         and isinstance(node.targets[0], ast.Name)
         and isinstance(node.value, ast.Constant)
     }
-    assert written["MLOOP"] == MLOOP
+    assert written["MLOOP"] == MLOOP_SCRIPT
     assert written["PROJECT_DIR"] == str(project.root)
     assert written["CONFIG"] == "mloop.yaml"
 

@@ -5,19 +5,19 @@ from __future__ import annotations
 import ast
 import inspect
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-import pandas as pd
 import pytest
+from tests.helpers.cli import mloop
 
-from mloop.errors import MonitorError
+from mloop.cli.main import exit_code
+from mloop.errors import ExportError, MonitorError
 from mloop.export import kfp_components, options
 from mloop.export.airflow_dag import AirflowSpec, render
 from mloop.export.kubeflow_pipeline import KubeflowSpec, compile_pipeline
 from mloop.export.stages import MONITORING, NO_TRAFFIC_EXIT_CODE, TRAINING
 from mloop.project import Project
-
-from .conftest import make_project, mloop
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +59,7 @@ def test_stage_lists_are_written_as_they_are() -> None:
     k8s = constants(render(AirflowSpec(project="p", dag_id="p", mode="kubernetes", secrets=("a", "b.c"))))
     assert k8s["SECRETS"] == ("a", "b.c")
     assert k8s["SERVICE_ACCOUNT"] is None
-    assert NO_TRAFFIC_EXIT_CODE == MonitorError.exit_code  # the skip code is mloop's "no traffic yet"
+    assert NO_TRAFFIC_EXIT_CODE == exit_code(MonitorError)  # the skip code is mloop's "no traffic yet"
     # The Kubeflow components are self-contained functions: the same stages, the same code written out.
     for stage in (*TRAINING, *MONITORING):
         assert callable(getattr(kfp_components, stage.name))
@@ -87,10 +87,10 @@ def test_stage_lists_are_written_as_they_are() -> None:
 )
 def test_bad_values_get_clear_errors(change: dict[str, object], message: str) -> None:
     base: dict[str, object] = {"project": "p", "dag_id": "p", "mloop": "/bin/mloop", "project_dir": "/p"}
-    with pytest.raises(options.ExportError) as caught:
+    with pytest.raises(ExportError) as caught:
         render(AirflowSpec(**(base | change)))  # type: ignore[arg-type]
     assert message in caught.value.message
-    assert caught.value.exit_code == 2
+    assert exit_code(caught.value) == 2
 
 
 def test_schedules_that_are_accepted() -> None:
@@ -103,8 +103,8 @@ def test_schedules_that_are_accepted() -> None:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory, ames: pd.DataFrame) -> Project:
-    return make_project(tmp_path_factory.mktemp("export-cli"), ames, "cli")
+def project(tmp_path_factory: pytest.TempPathFactory, export_project: Callable[[Path, str], Project]) -> Project:
+    return export_project(tmp_path_factory.mktemp("export-cli"), "cli")
 
 
 @pytest.mark.parametrize(
@@ -128,7 +128,7 @@ def test_kubeflow_without_kfp_names_the_extra(monkeypatch: pytest.MonkeyPatch, t
     for name in [m for m in sys.modules if m == "kfp" or m.startswith("kfp.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "kfp", None)  # as if it were not installed
-    with pytest.raises(options.ExportError) as caught:
+    with pytest.raises(ExportError) as caught:
         compile_pipeline(KubeflowSpec(project="p"), tmp_path / "pipeline.yaml")
     assert "pip install 'mloop[kubeflow]'" in caught.value.message
     assert not (tmp_path / "pipeline.yaml").exists()

@@ -11,18 +11,17 @@ import json
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 import yaml
+from tests.helpers.cli import MLOOP_SCRIPT, mloop, ok, run_command
 
 from mloop.export.kubeflow_pipeline import KubeflowSpec, compile_pipeline
 from mloop.project import Project
 from mloop.registry.versions import CHAMPION, alias_version, list_versions
-
-from .conftest import ENV, MLOOP, make_project, mloop, ok
 
 pytestmark = [
     pytest.mark.integration,
@@ -53,8 +52,8 @@ RUN_LOCALLY = textwrap.dedent(
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory, ames: pd.DataFrame) -> Project:
-    return make_project(tmp_path_factory.mktemp("kubeflow-project"), ames, "houses")
+def project(tmp_path_factory: pytest.TempPathFactory, export_project: Callable[[Path, str], Project]) -> Project:
+    return export_project(tmp_path_factory.mktemp("kubeflow-project"), "houses")
 
 
 def compiled(project: Project, output: Path, *args: str) -> list[dict[str, Any]]:
@@ -66,8 +65,8 @@ def compiled(project: Project, output: Path, *args: str) -> list[dict[str, Any]]
 def run_locally(pipeline_file: Path, project: Project, root: Path) -> subprocess.CompletedProcess[str]:
     """The compiled pipeline, run step by step by kfp's local SubprocessRunner (its own process: kfp's
     local mode is global state)."""
-    command = [sys.executable, "-c", RUN_LOCALLY, str(pipeline_file), str(root), str(project.root), MLOOP]
-    return subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=900, check=False)
+    command = [sys.executable, "-c", RUN_LOCALLY, str(pipeline_file), str(root), str(project.root), MLOOP_SCRIPT]
+    return run_command(command, timeout=900)
 
 
 def test_the_pipeline_has_one_component_per_stage_in_order(project: Project, tmp_path: Path) -> None:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from tests.net import free_port
+from tests.helpers.servers import free_port, require_executable, started
 
 from .conftest import Monitored
 
@@ -25,19 +22,10 @@ STARTUP_SECONDS = 60.0
 SCRAPE_SECONDS = 60.0
 
 
-def _binary() -> str:
-    path = shutil.which("prometheus")
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("the prometheus binary is missing on CI: install the Debian package `prometheus`")
-        pytest.skip("prometheus is not installed (Debian package `prometheus`)")
-    return path
-
-
 @pytest.fixture(scope="module")
 def prometheus(monitored: Monitored, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Prometheus on 127.0.0.1 with a temp data dir, scraping the server every second with our alert rules."""
-    binary = _binary()
+    binary = require_executable("prometheus", "prometheus")
     folder = tmp_path_factory.mktemp("prometheus")
     target = monitored.server.url.removeprefix("http://")
     config = {
@@ -47,7 +35,6 @@ def prometheus(monitored: Monitored, tmp_path_factory: pytest.TempPathFactory) -
     }
     (folder / "prometheus.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
     port = free_port()
-    log_path = folder / "prometheus.log"
     argv = [
         binary,
         f"--config.file={folder / 'prometheus.yml'}",
@@ -55,30 +42,9 @@ def prometheus(monitored: Monitored, tmp_path_factory: pytest.TempPathFactory) -
         f"--web.listen-address=127.0.0.1:{port}",
         "--web.enable-lifecycle",
     ]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"prometheus exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/-/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"prometheus not ready within {STARTUP_SECONDS}s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(15)
+    with started(argv, url, folder / "prometheus.log", ready="/-/ready", timeout=STARTUP_SECONDS) as server:
+        yield server.url
 
 
 def query(url: str, promql: str) -> list[dict[str, Any]]:

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from tests.integration.serve.conftest import as_records, run_server, write_project
+from tests.helpers.projects import early_sales, train_champion, write_project
+from tests.helpers.servers import run_server
+from tests.helpers.traffic import as_records
 
 from mloop.data.contract import load_contract
 from mloop.data.snapshot import load_snapshot
-from mloop.pipeline import stages
 from mloop.registry import audit
 from mloop.registry.versions import CHAMPION, alias_version
 from mloop.retrain.controller import retrain, retraining_data
@@ -27,9 +28,7 @@ TRAFFIC_ROWS = 30
 def test_float_labels_for_an_integer_target(
     tmp_path: Path, ames: pd.DataFrame, caplog: pytest.LogCaptureFixture
 ) -> None:
-    train = ames[ames["Year_Sold"] <= 2007].head(TRAIN_ROWS).reset_index(drop=True)
-    project = write_project(tmp_path / "ames", train, "labels-test")
-    assert stages.run(project).decision.promote
+    project = train_champion(write_project(tmp_path / "ames", early_sales(ames, TRAIN_ROWS), "labels-test"))
     contract = load_contract(project.contract_path)
     assert contract.columns["Sale_Price"].dtype == "integer"
     champion = alias_version(project, CHAMPION)

@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from tests.integration.serve.conftest import write_project
+from tests.helpers.projects import early_sales, train_champion, write_project
+from tests.helpers.traffic import as_records
 from tests.postgres_schema import fresh_schema
 
 from mloop.data.contract import load_contract
 from mloop.data.predictions import PredictionRow
 from mloop.data.predictions_pg import PgPredictionStore
 from mloop.monitor.runner import monitor
-from mloop.pipeline import stages
 from mloop.registry.versions import CHAMPION, alias_version, load_model
 from mloop.retrain.controller import evaluate_policy, labelled_production_rows, retraining_data
 
@@ -36,10 +36,9 @@ def pg_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 
 def test_monitor_and_retrain_read_the_log_from_postgresql(tmp_path: Path, pg_url: str, ames: pd.DataFrame) -> None:
-    train = ames[ames["Year_Sold"] <= 2007].head(TRAIN_ROWS).reset_index(drop=True)
-    project = write_project(tmp_path / "ames", train, "pg-log")
+    project = write_project(tmp_path / "ames", early_sales(ames, TRAIN_ROWS), "pg-log")
     assert project.config.monitor.predictions_url == pg_url
-    assert stages.run(project).decision.promote
+    train_champion(project)
     champion = alias_version(project, CHAMPION)
     assert champion is not None
     features = load_contract(project.contract_path).features
@@ -47,10 +46,7 @@ def test_monitor_and_retrain_read_the_log_from_postgresql(tmp_path: Path, pg_url
     # The champion's real predictions on later sales, logged as the server logs them.
     traffic = ames[ames["Year_Sold"] >= 2009].head(TRAFFIC_ROWS).reset_index(drop=True)
     predictions = load_model(project, champion.version).predict(traffic[features])
-    records = [
-        {str(k): None if isinstance(v, float) and math.isnan(v) else v for k, v in record.items()}
-        for record in traffic[features].to_dict("records")
-    ]
+    records = as_records(traffic, features)
     store = project.prediction_store()
     assert isinstance(store, PgPredictionStore)
     store.write_many(

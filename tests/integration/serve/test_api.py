@@ -13,6 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from tests.helpers.projects import MAX_BATCH, write_project
+from tests.helpers.servers import run_server, wait_for
+from tests.helpers.traffic import as_records, post
 
 from mloop.data.contract import coerce_frame, load_contract, save_contract
 from mloop.data.predictions import PredictionStore
@@ -22,7 +25,7 @@ from mloop.registry import gate, versions
 from mloop.registry.gate import version_contract
 from mloop.registry.versions import CHAMPION, alias_version, load_model
 
-from .conftest import MAX_BATCH, TRAIN_ROWS, as_records, expected, post, run_server, wait_for, write_project
+from .conftest import TRAIN_ROWS, expected
 
 pytestmark = pytest.mark.integration
 

@@ -11,14 +11,15 @@ import numpy as np
 import pandas as pd
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from tests.helpers.projects import MAX_BATCH
+from tests.helpers.servers import run_server
+from tests.helpers.traffic import as_records, post
 
 from mloop.data.contract import coerce_frame
 from mloop.project import Project
 from mloop.registry.versions import CHAMPION, alias_version
 from mloop.serve import model_holder
 from mloop.serve.fastpath import MAX_RELATIVE_ERROR
-
-from .conftest import MAX_BATCH, as_records, post, run_server
 
 pytestmark = pytest.mark.integration
 

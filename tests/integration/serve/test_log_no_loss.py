@@ -14,13 +14,13 @@ import httpx
 import pandas as pd
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from tests.helpers.servers import run_server, wait_for
+from tests.helpers.traffic import as_records, post
 from tests.postgres_schema import fresh_schema, postgres_relay
 
 from mloop.data.predictions import PredictionStore
 from mloop.data.predictions_pg import PgPredictionStore
 from mloop.project import Project
-
-from .conftest import as_records, post, run_server, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -17,12 +17,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from tests.helpers.servers import run_server
+from tests.helpers.traffic import as_records
 
 from mloop.data.contract import coerce_frame
 from mloop.data.predictions import PredictionStore
 from mloop.project import Project
-
-from .conftest import as_records, run_server
 
 pytestmark = pytest.mark.integration
 

@@ -12,12 +12,14 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
+from tests.helpers.servers import wait_for
+from tests.helpers.traffic import as_records, post
 
 from mloop.data.contract import Contract
 from mloop.data.predictions import PredictionStore
 from mloop.project import Project
 
-from .conftest import as_records, expected, post, wait_for
+from .conftest import expected
 
 pytestmark = pytest.mark.integration
 

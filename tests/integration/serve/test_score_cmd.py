@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from tests.helpers.cli import mloop
 
 from mloop.data.contract import coerce_frame
 from mloop.project import Project
 
 pytestmark = pytest.mark.integration
-
-
-def _mloop(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "mloop", "-c", str(project.root / "mloop.yaml"), *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=project.root)
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".csv"])
@@ -30,7 +24,9 @@ def test_score_writes_predictions_beside_the_input_columns(
     source = project.root / "train.csv"
     output = tmp_path / f"scored{suffix}"
 
-    done = _mloop(project, "score", str(source), "-o", str(output), "--chunk-rows", "128", "--json")
+    done = mloop(
+        "score", str(source), "-o", str(output), "--chunk-rows", "128", "--json", project=project, cwd=project.root
+    )
 
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
@@ -47,7 +43,7 @@ def test_score_names_a_missing_feature_column(project: Project, champion: Any, t
     source = tmp_path / "partial.csv"
     pd.read_csv(project.root / "train.csv").drop(columns=["Gr_Liv_Area"]).head(5).to_csv(source, index=False)
 
-    done = _mloop(project, "score", str(source), "-o", str(tmp_path / "out.csv"))
+    done = mloop("score", str(source), "-o", str(tmp_path / "out.csv"), project=project, cwd=project.root)
 
     assert done.returncode != 0
     assert "Gr_Liv_Area" in done.stderr and "Traceback" not in done.stderr

@@ -15,13 +15,13 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 from prometheus_client.parser import text_string_to_metric_families
+from tests.helpers.servers import run_server, wait_for
+from tests.helpers.traffic import as_records, post
 
 from mloop.data.predictions import PredictionStore
 from mloop.project import Project
 from mloop.registry.versions import ARTIFACT_HASH_TAG, CHALLENGER, CHAMPION, alias_version, set_alias
 from mloop.tracking.store import connect
-
-from .conftest import as_records, post, run_server, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -10,13 +10,12 @@ from typing import Any
 
 import pandas as pd
 import pytest
-import yaml
 from mlflow import MlflowClient
+from tests.helpers.projects import configure, init_project_on
 
 from mloop.core.gate import GateDecision
 from mloop.data.snapshot import latest_snapshot
 from mloop.pipeline import stages
-from mloop.pipeline.scaffold import init_project
 from mloop.project import Project
 from mloop.registry import audit, gate, versions
 from mloop.registry.versions import CHALLENGER, CHAMPION
@@ -37,22 +36,11 @@ GATE: dict[str, Any] = {
 }
 
 
-def write_config(folder: Path, name: str, gate_overrides: dict[str, Any]) -> Project:
-    """A sibling mloop.yaml in the same folder (same workspace, store and snapshots)."""
-    config = yaml.safe_load((folder / "mloop.yaml").read_text())
-    config["gate"] = {**config.get("gate", {}), **gate_overrides}
-    path = folder / name
-    path.write_text(yaml.safe_dump(config))
-    return Project.load(path)
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory, ames: pd.DataFrame) -> Project:
-    folder = tmp_path_factory.mktemp("gate")
-    source = folder / "ames.csv"
-    ames.sample(900, random_state=5).to_csv(source, index=False)
-    root = init_project(folder / "project", str(source), "Sale_Price", time_column="Year_Sold")  # type: ignore[arg-type]
-    return write_config(Path(root).parent, "mloop.yaml", GATE)
+    return init_project_on(
+        tmp_path_factory.mktemp("gate"), ames.sample(900, random_state=5), time_column="Year_Sold", gate=GATE
+    )
 
 
 @dataclass(frozen=True)
@@ -186,10 +174,10 @@ def test_slice_regression_is_refused_naming_the_slice(champion: Champion, shuffl
 
 
 def test_behaviour_and_latency_failures_are_named(champion: Champion, shuffled: tuple[str, GateDecision]) -> None:
-    strict = write_config(
-        champion.project.root,
+    strict = configure(
+        champion.project,
         "strict.yaml",
-        {
+        gate={
             "max_latency_ms": 1e-6,
             "behaviour": [{"feature": "Gr_Liv_Area", "factor": 1.2, "expect": "not_higher", "name": "bigger_cheaper"}],
         },

@@ -5,22 +5,16 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pandas as pd
 import pytest
-import yaml
-from tests.net import free_port
+from tests.helpers.projects import configure, init_project_on
+from tests.helpers.servers import mlflow_server
 
 from mloop.pipeline import stages
-from mloop.pipeline.scaffold import init_project
 from mloop.project import Project
 from mloop.registry import gate, versions
 from mloop.registry.versions import CHAMPION
@@ -53,48 +47,21 @@ def database() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def server(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     artifacts = tmp_path_factory.mktemp("artifacts")
-    port = free_port()
-    argv = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    argv += ["--backend-store-uri", sqlalchemy_url(database), "--artifacts-destination", artifacts.as_uri()]
     log = tmp_path_factory.mktemp("log") / "mlflow.log"
-    with log.open("w") as out:
-        # Its own process group: `mlflow server` runs uvicorn children that must stop with it.
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                pytest.fail(f"mlflow server exited: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("mlflow server did not start within 120 s")
-        yield base
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
+    with mlflow_server(sqlalchemy_url(database), log, artifacts_destination=artifacts.as_uri()) as running:
+        yield running.url
 
 
 @pytest.fixture(scope="module")
 def project(server: str, tmp_path_factory: pytest.TempPathFactory, ames: pd.DataFrame) -> Project:
-    folder = tmp_path_factory.mktemp("remote")
-    source = folder / "ames.csv"
-    ames.sample(600, random_state=8).to_csv(source, index=False)
-    path = Path(init_project(folder / "project", str(source), "Sale_Price", time_column="Year_Sold"))  # type: ignore[arg-type]
-    config = yaml.safe_load(path.read_text())
-    config["tracking"] = {"uri": server}
-    config["train"] = {**config.get("train", {}), "importance": False}
-    config["gate"] = {"slices": ["Bldg_Type"], "min_slice_rows": 5}
-    path.write_text(yaml.safe_dump(config))
-    return Project.load(path)
+    return init_project_on(
+        tmp_path_factory.mktemp("remote"),
+        ames.sample(600, random_state=8),
+        time_column="Year_Sold",
+        tracking={"uri": server},
+        train={"importance": False},
+        gate={"slices": ["Bldg_Type"], "min_slice_rows": 5},
+    )
 
 
 def test_full_flow_against_mlflow_server_on_postgresql(project: Project, server: str, database: str) -> None:
@@ -102,11 +69,7 @@ def test_full_flow_against_mlflow_server_on_postgresql(project: Project, server:
     assert first.decision.promote and first.version.version == "1"
     assert not (project.root / ".mloop" / "mlflow.db").exists()  # nothing went to the embedded store
 
-    weak = project.root / "weak.yaml"
-    config = yaml.safe_load((project.root / "mloop.yaml").read_text())
-    config["train"]["params"] = {"max_iter": 3}
-    weak.write_text(yaml.safe_dump(config))
-    weak_project = Project.load(weak)
+    weak_project = configure(project, "weak.yaml", train={"params": {"max_iter": 3}})
     trained = stages.train_stage(weak_project)
     v2 = versions.register(weak_project, trained.run_id)
     decision = gate.promote(weak_project, v2.version)

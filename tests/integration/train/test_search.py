@@ -4,22 +4,23 @@ processes sharing one study in the local PostgreSQL."""
 from __future__ import annotations
 
 import gc
-import json
 import os
 import subprocess
-import sys
 import uuid
 import warnings
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 from mlflow import MlflowClient
+from tests.helpers.cli import clean_env, mloop_argv, mloop_json
+from tests.helpers.projects import init_project_on
+from tests.helpers.servers import background
 
 from mloop.pipeline import stages
-from mloop.pipeline.scaffold import init_project
 from mloop.project import Project
 from mloop.tracking.store import connect, sqlalchemy_url
 
@@ -29,14 +30,13 @@ PG = "postgresql://postgres@127.0.0.1:5432"
 
 
 def project_with_search(folder: Path, frame: pd.DataFrame, **search: object) -> Project:
-    source = folder / "ames.csv"
-    frame.to_csv(source, index=False)
-    path = Path(init_project(folder / "project", str(source), "Sale_Price", time_column="Year_Sold"))  # type: ignore[arg-type]
-    config = yaml.safe_load(path.read_text())
-    config["train"] = {**config.get("train", {}), "params": {"max_iter": 60}, "importance": False, "plots": False}
-    config["train"]["search"] = {"folds": 2, **search}
-    path.write_text(yaml.safe_dump(config))
-    return Project.load(path)
+    """A project whose training runs an Optuna search (``search``: its settings) over a short boosting."""
+    return init_project_on(
+        folder,
+        frame,
+        time_column="Year_Sold",
+        train={"params": {"max_iter": 60}, "importance": False, "plots": False, "search": {"folds": 2, **search}},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -107,16 +107,16 @@ def test_two_workers_share_one_study_in_postgresql(tmp_path: Path, ames: pd.Data
     stages.ingest(project)
     stages.validate(project)
     connect(project)  # create the MLflow store once: two processes migrating one new SQLite file collide
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    command = [sys.executable, "-m", "mloop", "-c", str(project.root / "mloop.yaml"), "train", "--worker", "--json"]
-    workers = [
-        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
-    ]
-    try:
+    env = clean_env(PYTHONWARNINGS="ignore")
+    command = mloop_argv("train", "--worker", "--json", project=project)
+    with ExitStack() as running:
+        workers = [
+            running.enter_context(
+                background(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            )
+            for _ in range(2)
+        ]
         outputs = [w.communicate(timeout=600) for w in workers]
-    finally:
-        for w in workers:
-            w.kill()  # a no-op for a process that has exited
     for worker, (_, err) in zip(workers, outputs, strict=True):
         assert worker.returncode == 0, err
     summaries = [yaml.safe_load(out) for out, _ in outputs]
@@ -144,9 +144,8 @@ def test_two_workers_share_one_study_in_postgresql(tmp_path: Path, ames: pd.Data
         assert {"model.learning_rate", "search.study"} <= set(parent.data.params)
 
     # the coordinator (plain `mloop train`) finds the study full, runs no trial, and fits the best parameters
-    coordinator = subprocess.run(command[:-2] + ["--json"], env=env, capture_output=True, text=True, timeout=600)
-    assert coordinator.returncode == 0, coordinator.stderr
-    run = client.get_run(json.loads(coordinator.stdout)["run_id"])
+    coordinator = mloop_json("train", "--json", project=project, env=env, timeout=600)
+    run = client.get_run(coordinator["run_id"])
     assert run.data.metrics["search_trials"] == len(done)
     assert float(run.data.params["model.learning_rate"]) == pytest.approx(study.best_params["learning_rate"])
     storage.engine.dispose()

@@ -11,7 +11,8 @@ import subprocess
 import sys
 import textwrap
 
-from tests.cli_help import WALK_HELP
+from tests.helpers.cli import mloop_argv, run_command
+from tests.helpers.cli_help import WALK_HELP
 
 HEAVY = (
     "mlflow",
@@ -38,13 +39,7 @@ def _top_level(name: str) -> str:
 
 def test_mloop_help_imports_none_of_the_heavy_libraries() -> None:
     """`python -X importtime -m mloop --help`: every module imported, as the interpreter reports it."""
-    run = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "mloop", "--help"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    run = run_command(mloop_argv("--help", python_flags=["-X", "importtime"]), timeout=60)
     assert run.returncode == 0, run.stderr
     assert "Usage: mloop" in run.stdout and "train" in run.stdout
     report = [line for line in run.stderr.splitlines() if line.startswith("import time:")]

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mloop.data.predictions import COLUMNS, DuplicateRequestId, PredictionLog, PredictionRow, PredictionStore
+from mloop.data.predictions import COLUMNS, PredictionLog, PredictionRow, PredictionStore
 from mloop.data.predictions_pg import PgPredictionStore
-from mloop.errors import ServeError
+from mloop.errors import DuplicateRequestId, PredictionLogError
 from tests.postgres_schema import fresh_schema
 
 
@@ -135,7 +135,7 @@ def test_a_foreign_table_is_refused_and_left_alone(tmp_path: Path) -> None:
         conn.execute("INSERT INTO predictions VALUES (1, 2.0)")
     conn.close()
 
-    with pytest.raises(ServeError, match=r"predictions\.db.*\(id, value\)"):
+    with pytest.raises(PredictionLogError, match=r"predictions\.db.*\(id, value\)"):
         PredictionStore(path)
 
     with sqlite3.connect(path) as conn:
@@ -146,7 +146,7 @@ def test_a_foreign_table_is_refused_and_left_alone(tmp_path: Path) -> None:
 def test_a_file_that_is_not_sqlite_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "predictions.db"
     path.write_bytes(b"this is not a database, just some text padding it out " * 20)
-    with pytest.raises(ServeError, match="predictions.db"):
+    with pytest.raises(PredictionLogError, match="predictions.db"):
         PredictionStore(path)
     assert path.read_bytes().startswith(b"this is not a database")
 

@@ -18,7 +18,7 @@ from mloop.data.profile import (
     infer_kinds,
     numeric_values,
 )
-from mloop.errors import MonitorError
+from mloop.errors import ProfileError
 
 
 @pytest.fixture
@@ -129,26 +129,26 @@ def test_label_predictions_are_profiled_categorical(frame: pd.DataFrame) -> None
 
 
 def test_missing_columns_are_named(frame: pd.DataFrame) -> None:
-    with pytest.raises(MonitorError, match="nope, gone"):
+    with pytest.raises(ProfileError, match="nope, gone"):
         build_profile(frame, ["x", "nope"], ["gone"])
 
 
 def test_prediction_length_must_match(frame: pd.DataFrame) -> None:
-    with pytest.raises(MonitorError, match="3 predictions for 5000 rows"):
+    with pytest.raises(ProfileError, match="3 predictions for 5000 rows"):
         build_profile(frame, ["x"], [], prediction=np.zeros(3))
 
 
 def test_load_reports_missing_and_broken_files(tmp_path: Path) -> None:
-    with pytest.raises(MonitorError, match="No reference profile"):
+    with pytest.raises(ProfileError, match="No reference profile"):
         Profile.load(tmp_path / "absent.json")
     broken = tmp_path / "broken.json"
     broken.write_text('{"n_rows": 1, "columns": {"a": {"kind": "numeric"}}}')
-    with pytest.raises(MonitorError, match="Not a valid reference profile"):
+    with pytest.raises(ProfileError, match="Not a valid reference profile"):
         Profile.load(broken)
 
 
 def test_counts_must_match_edges() -> None:
-    with pytest.raises(MonitorError):
+    with pytest.raises(ProfileError):
         Profile.from_json(
             '{"n_rows": 1, "columns": {"a": {"kind": "numeric", "count": 1, "null_rate": 0, '
             '"edges": [0, 1, 2], "counts": [1], "sample": [1]}}}'

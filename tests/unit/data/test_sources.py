@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mloop.cli.main import exit_code
 from mloop.data.sources import read_source
 from mloop.errors import SourceError
 
@@ -21,7 +22,7 @@ def sample(ames: pd.DataFrame) -> pd.DataFrame:
 def source_error(path: Path | str) -> str:
     with pytest.raises(SourceError) as info:
         read_source(str(path))
-    assert info.value.exit_code == 3
+    assert exit_code(info.value) == 3
     return info.value.message
 
 

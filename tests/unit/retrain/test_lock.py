@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from mloop.retrain.lock import LockBusy, RetrainLock
+from mloop.errors import LockBusy
+from mloop.retrain.lock import RetrainLock
 
 HOLD = """
 import sys, time

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from mloop.serve.http import InvalidInput
+from mloop.errors import InvalidInput
 from mloop.serve.protocols import mlflow_records, v2_records
 
 

@@ -14,8 +14,9 @@ from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 from threadpoolctl import threadpool_limits
 
 from mloop.config import MloopConfig
-from mloop.core.metrics import predict, task_metrics
+from mloop.core.metrics import task_metrics
 from mloop.data.contract import infer_contract
+from mloop.registry.scoring import predict
 from mloop.train import importance
 from mloop.train.trainer import fit
 

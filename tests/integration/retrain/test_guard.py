@@ -6,21 +6,23 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
+from tests.helpers.projects import early_sales, train_champion, write_project
 
 from mloop.pipeline import stages
 from mloop.registry import audit
 from mloop.registry.versions import CHAMPION, alias_version, get_version, register
 from mloop.retrain.guard import reject, trusted_holdout_check
 from mloop.train.trainer import train
-from tests.integration.serve.conftest import write_project
+
+pytestmark = pytest.mark.integration
 
 
 def test_a_model_trained_on_corrupted_labels_fails_the_guard_and_is_rejected(
     ames: pd.DataFrame, tmp_path: Path
 ) -> None:
-    frame = ames[ames["Year_Sold"] <= 2007].head(600).reset_index(drop=True)
-    project = write_project(tmp_path / "guard", frame, "guard-test")
-    assert stages.run(project).decision.promote
+    frame = early_sales(ames, 600)
+    project = train_champion(write_project(tmp_path / "guard", frame, "guard-test"))
     champion = alias_version(project, CHAMPION)
     assert champion is not None
 

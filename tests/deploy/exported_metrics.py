@@ -1,4 +1,5 @@
-"""What an mloop server exports on /metrics, read from the real collectors, for the deploy/ checks."""
+"""What an mloop server exports on /metrics, read from the real collectors, and the metric and label names a
+PromQL expression refers to: the Grafana and Prometheus checks compare the two."""
 
 from __future__ import annotations
 
@@ -6,13 +7,10 @@ import json
 import re
 from pathlib import Path
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mloop.serve.metrics import LATEST_FILE, ServeMetrics
 
-REPO = Path(__file__).resolve().parents[3]
-DEPLOY = REPO / "deploy"
 # Labels Prometheus itself attaches to every scraped series, and series it makes up.
 TARGET_LABELS = {"job", "instance", "service", "le"}
 PROMETHEUS_SERIES = {"up"}
@@ -63,8 +61,3 @@ def unknown_references(expr: str, exported: dict[str, set[str]]) -> list[str]:
         extra = labels - exported[name] - TARGET_LABELS
         problems.extend(f"label {name}.{label}" for label in sorted(extra))
     return problems
-
-
-@pytest.fixture
-def exported(tmp_path: Path) -> dict[str, set[str]]:
-    return exported_series(tmp_path)

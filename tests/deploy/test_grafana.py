@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.unit.monitor.conftest import DEPLOY, unknown_references
+from tests.deploy.conftest import REPO
+from tests.deploy.exported_metrics import unknown_references
 
-GRAFANA = DEPLOY / "grafana"
+GRAFANA = REPO / "deploy" / "grafana"
 DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))
 
 

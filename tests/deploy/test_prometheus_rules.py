@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 
-from tests.unit.monitor.conftest import DEPLOY, unknown_references
+from tests.deploy.conftest import REPO
+from tests.deploy.exported_metrics import unknown_references
+from tests.helpers.servers import require_executable
 
-PROMETHEUS = DEPLOY / "prometheus"
+PROMETHEUS = REPO / "deploy" / "prometheus"
 ALERTS = PROMETHEUS / "alerts.yml"
 REQUIRED_ALERTS = {
     "MloopHighLatency",
@@ -25,12 +24,7 @@ REQUIRED_ALERTS = {
 
 
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("promtool is missing on CI: install the Debian package `prometheus`")
-        pytest.skip("promtool is not installed (Debian package `prometheus`)")
-    return path
+    return require_executable("promtool", "prometheus")
 
 
 def run_promtool(*args: str, cwd: Path = PROMETHEUS) -> str:
