@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
+from pydantic import ValidationError
 
 from mloop.config import DataConfig, MloopConfig, Task, dump_config
 from mloop.data import versioning
@@ -52,15 +53,22 @@ def init_project(
             raise ConfigError(
                 f"{what} {column!r} is not a column of {source}; columns are: {', '.join(map(str, frame.columns))}"
             )
-    folder.mkdir(parents=True, exist_ok=True)  # only now: a failed init leaves nothing behind
     if not is_uri:
         source = os.path.relpath(Path(source).resolve(), folder.resolve())
-    project_name = name or re.sub(r"[^A-Za-z0-9_.-]+", "-", folder.resolve().name).strip("-.") or "model"
-    config = MloopConfig.from_file_values(  # not MLOOP_* overrides: they may hold secrets
-        name=project_name,
-        task=task or guess_task(frame[target]),
-        data=DataConfig(source=source, target=target, time_column=time_column, query=query),
-    )
+    # A registered model's name: letters, digits, "_", "." and "-", starting with a letter or digit.
+    project_name = name or re.sub(r"[^A-Za-z0-9_.-]+", "-", folder.resolve().name).strip("-._") or "model"
+    try:
+        config = MloopConfig.from_file_values(  # not MLOOP_* overrides: they may hold secrets
+            name=project_name,
+            task=task or guess_task(frame[target]),
+            data=DataConfig(source=source, target=target, time_column=time_column, query=query),
+        )
+    except ValidationError as exc:
+        where = "--name" if name else f"the folder name {folder.name!r}"
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"cannot make a project config from {where}: {problems}. Pass a valid --name.") from None
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)  # only now: a failed init leaves nothing behind
     if time_column is None:
         config.split.strategy = "random"
     use_dvc = dvc if dvc is not None else versioning.available()
@@ -81,6 +89,8 @@ def init_project(
         except MloopError:
             for path in written:
                 path.unlink(missing_ok=True)
+            if created and not any(folder.iterdir()):
+                folder.rmdir()
             raise
     return config_path
 

@@ -45,12 +45,36 @@ def experiment_id(client: MlflowClient, project: Project) -> str | None:
     return str(experiment.experiment_id) if experiment is not None else None
 
 
+# Query parameters that carry a secret in the URIs MLflow stores take (libpq's password=, tokens on http).
+_SECRET_PARAMS = ("password", "passwd", "pwd", "token", "secret", "key", "signature", "credential")
+
+
 def safe_uri(uri: str) -> str:
-    """The URI without any password, so it can be shown in a message or a log."""
-    if "@" in uri and "://" in uri:
-        scheme, rest = uri.split("://", 1)
-        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
-    return uri
+    """The URI without any password, so it can be shown in a message or a log.
+
+    User info (``user:pass@``) becomes ``***@``, and the value of any query parameter that names a secret
+    becomes ``***``; an ``@`` in the path of a URI without user info is left as it is.
+    """
+    if "://" not in uri:
+        return uri
+    scheme, rest = uri.split("://", 1)
+    authority, sep, tail = rest.partition("/")
+    query = ""
+    if "?" in authority:  # no path: "host?password=…"
+        authority, query = authority.split("?", 1)
+        query = "?" + query
+    if "@" in authority:
+        authority = "***@" + authority.rsplit("@", 1)[1]
+    shown = f"{scheme}://{authority}{query}{sep}{tail}"
+    if "?" not in shown:
+        return shown
+    base, _, params = shown.partition("?")
+    masked = []
+    for param in params.split("&"):
+        name, eq, _value = param.partition("=")
+        secret = eq and any(word in name.lower() for word in _SECRET_PARAMS)
+        masked.append(f"{name}=***" if secret else param)
+    return f"{base}?{'&'.join(masked)}"
 
 
 def git_sha(folder: Path) -> str | None:
