@@ -105,7 +105,7 @@ def image(value: str, option: str = "--image") -> str:
 
 def absolute_path(value: str, option: str) -> str:
     """An absolute POSIX path without control characters (it becomes a path on another machine or pod)."""
-    if any(ord(c) < 32 for c in value):
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):  # DEL is a control character too
         raise ExportError(f"{option} {value!r} contains a control character.")
     if not PurePosixPath(value).is_absolute():
         raise ExportError(f"{option} {value!r} must be an absolute path.")

@@ -93,7 +93,7 @@ def test_paths_must_be_absolute_without_control_characters_and_retries_0_to_10()
     assert options.absolute_path("/opt/venv/bin/mloop", "--mloop") == "/opt/venv/bin/mloop"
     assert options.absolute_path("/srv/it's here", "--project-dir")  # quotes are fine: values become literals
     assert "must be an absolute path" in refused(options.absolute_path, "bin/mloop", "--mloop")
-    for bad in ("/a\nb", "/a\tb", "/a\x00b", "/a\rb"):
+    for bad in ("/a\nb", "/a\tb", "/a\x00b", "/a\rb", "/a\x7fb"):
         message = refused(options.absolute_path, bad, "--project-dir")
         assert message == f"--project-dir {bad!r} contains a control character."
     assert [options.retries(n) for n in (0, 10)] == [0, 10]
