@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from mloop.data.contract import Contract, coerce_frame
+from mloop.train.trees import FittedTrees, class_indices, is_hist_gradient_boosting
 
 MAX_RELATIVE_ERROR = 1e-6
 _UNKNOWN = "\x00mloop-unknown-category\x00"  # a value no training category can equal
@@ -41,33 +42,6 @@ class FastPathReport:
     verified_rows: int = 0
 
 
-@dataclass(frozen=True)
-class _Trees:
-    """The fitted trees of a HistGradientBoosting model, called without its per-call validation.
-
-    ``predict`` of the estimator re-validates the input and re-encodes its categorical columns
-    (an internal OrdinalEncoder, categorical columns first) on every call: about 1 ms for one row.
-    Here that encoding is folded into the category lookups at compile time and the trees are summed
-    directly, as ``_raw_predict`` does.
-    """
-
-    predictors: list[list[Any]]
-    baseline: np.ndarray
-    known_cat_bitsets: Any
-    f_idx_map: Any
-    loss: Any
-    classes: np.ndarray | None
-
-    def raw(self, matrix: np.ndarray) -> np.ndarray:
-        raw = np.empty((matrix.shape[0], self.baseline.shape[-1]), dtype=self.baseline.dtype, order="F")
-        raw[:] = self.baseline
-        # One thread: requests are already scored concurrently; large batches are rare on this path.
-        for iteration in self.predictors:
-            for k, predictor in enumerate(iteration):
-                raw[:, k] += predictor.predict(matrix, self.known_cat_bitsets, self.f_idx_map, 1)
-        return raw
-
-
 class _FlatTrees:
     """Every tree of the ensemble in flat arrays, walked for all trees at once with NumPy.
 
@@ -78,7 +52,7 @@ class _FlatTrees:
     summed in tree order, as ``_raw_predict`` adds them, so the floating-point result is the same.
     """
 
-    def __init__(self, trees: _Trees) -> None:
+    def __init__(self, trees: FittedTrees) -> None:
         nodes = [predictor.nodes for iteration in trees.predictors for predictor in iteration]
         bitsets = [predictor.raw_left_cat_bitsets for iteration in trees.predictors for predictor in iteration]
         sizes = np.array([len(n) for n in nodes])
@@ -247,7 +221,7 @@ class CompiledPipeline:
     unknown_codes: tuple[float, ...]
     estimator: Any
     positions: tuple[int, ...] = ()  # column of each feature (numeric, then categorical) in the matrix
-    trees: _Trees | None = None
+    trees: FittedTrees | None = None  # the estimator's trees, summed without its per-call validation
     flat: _FlatTrees | None = None
     code: _CodeTrees | None = None
 
@@ -319,11 +293,9 @@ class CompiledPipeline:
     def _finish(self, raw: np.ndarray, proba: bool) -> tuple[np.ndarray, np.ndarray | None]:
         assert self.trees is not None  # noqa: S101 - only called on the direct path
         if self.trees.classes is None:
-            return np.asarray(self.trees.loss.link.inverse(raw.ravel())), None
-        # As HistGradientBoostingClassifier.predict: "> 0" for two classes, argmax for more.
-        encoded = (raw.ravel() > 0).astype(int) if raw.shape[1] == 1 else np.argmax(raw, axis=1)
-        probabilities = np.asarray(self.trees.loss.predict_proba(raw), dtype=float) if proba else None
-        return self.trees.classes[encoded], probabilities
+            return self.trees.values(raw), None
+        probabilities = np.asarray(self.trees.probabilities(raw), dtype=float) if proba else None
+        return self.trees.classes[class_indices(raw)], probabilities
 
     def predict(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         return self.scores(records, proba=False)[0]
@@ -343,7 +315,6 @@ def _columns(value: Any, what: str) -> tuple[str, ...]:
 def compile_pipeline(pipeline: Any) -> CompiledPipeline:
     """Compile ``pipeline`` or raise NotCompilable saying why."""
     from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import FunctionTransformer
 
@@ -351,7 +322,7 @@ def compile_pipeline(pipeline: Any) -> CompiledPipeline:
     if not isinstance(pipeline, Pipeline) or not steps or len(steps) != 2:
         raise NotCompilable("the model is not a two-step scikit-learn Pipeline (preprocess, estimator)")
     pre, estimator = steps[0][1], steps[1][1]
-    if not isinstance(estimator, HistGradientBoostingRegressor | HistGradientBoostingClassifier):
+    if not is_hist_gradient_boosting(estimator):
         raise NotCompilable(f"the estimator {type(estimator).__name__} has no fast path (HistGradientBoosting has)")
     if not isinstance(pre, ColumnTransformer) or getattr(pre, "sparse_output_", False):
         raise NotCompilable("the preprocessing is not a dense ColumnTransformer")
@@ -382,9 +353,10 @@ def compile_pipeline(pipeline: Any) -> CompiledPipeline:
 def _direct(plain: CompiledPipeline) -> CompiledPipeline:
     """Fold the estimator's own categorical re-encoding into the lookups and call its trees directly."""
     estimator = plain.estimator
+    trees = FittedTrees.of(estimator)
     n_num, n_cat = len(plain.numeric), len(plain.categorical)
     width = n_num + n_cat
-    inner = estimator._preprocessor
+    inner = trees.preprocessor
     if inner is None:
         positions = tuple(range(width))
         codes, missing, unknown = plain.codes, plain.missing_codes, plain.unknown_codes
@@ -408,16 +380,6 @@ def _direct(plain: CompiledPipeline) -> CompiledPipeline:
             unknown_list.append(float(col[1]))
             codes_list.append({c: float(col[2 + i]) for i, c in enumerate(plain.codes[k])})
         codes, missing, unknown = tuple(codes_list), tuple(missing_list), tuple(unknown_list)
-    known_cat_bitsets, f_idx_map = estimator._bin_mapper.make_known_categories_bitsets()
-    is_classifier = hasattr(estimator, "classes_")
-    trees = _Trees(
-        predictors=estimator._predictors,
-        baseline=np.asarray(estimator._baseline_prediction),
-        known_cat_bitsets=known_cat_bitsets,
-        f_idx_map=f_idx_map,
-        loss=estimator._loss,
-        classes=np.asarray(estimator.classes_) if is_classifier else None,
-    )
     flat = _FlatTrees(trees)
     try:
         domains = {

@@ -30,6 +30,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
 from mloop.core.metrics import GREATER_IS_BETTER, Predictions
+from mloop.train.trees import FittedTrees, class_indices, is_hist_gradient_boosting, tree_predictor
 
 _CHUNK_CELLS = 1 << 22  # stacked matrices are predicted in chunks of about this many cells (32 MiB of floats)
 _UNIT_BYTES = 64 << 20  # the tree path's units each hold every shuffle's changes: at most this much in all
@@ -443,7 +444,7 @@ class _TreeSums:
     below the spread of the importance itself over shuffles.
     """
 
-    estimator: Any
+    fitted: FittedTrees
     task: str
     classes: list[str]  # empty for regression
     data: np.ndarray  # the sample as the trees read it, binned as they were grown on (uint8)
@@ -458,12 +459,11 @@ class _TreeSums:
     def build(
         cls, estimator: Any, encoded: np.ndarray, task: str, classes: list[str], rng: np.random.RandomState
     ) -> _TreeSums | None:
-        from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-
-        if not isinstance(estimator, HistGradientBoostingClassifier | HistGradientBoostingRegressor):
+        if not is_hist_gradient_boosting(estimator):
             return None
         try:
-            pre = estimator._preprocessor
+            fitted = FittedTrees.of(estimator)
+            pre = fitted.preprocessor
             mapping = np.arange(encoded.shape[1])
             data = encoded
             if pre is not None:  # the estimator's own encoder puts categorical columns first
@@ -477,15 +477,15 @@ class _TreeSums:
                     return None
                 data = np.empty_like(reordered)
                 data[:, mapping] = reordered
-            binned = _binned(estimator._bin_mapper, np.asarray(data, dtype=np.float64))
+            binned = _binned(fitted.bin_mapper, np.asarray(data, dtype=np.float64))
             if binned is None:
                 return None
-            missing = int(estimator._bin_mapper.missing_values_bin_idx_)
-            pairs = [(k, p) for iteration in estimator._predictors for k, p in enumerate(iteration)]
+            missing = int(fitted.bin_mapper.missing_values_bin_idx_)
+            pairs = [(k, p) for iteration in fitted.predictors for k, p in enumerate(iteration)]
             output_of = np.asarray([k for k, _ in pairs], dtype=int)
             outputs = np.empty((len(pairs), len(binned)))
-            raw = np.zeros((len(binned), estimator.n_trees_per_iteration_), order="F")
-            raw += estimator._baseline_prediction
+            raw = np.zeros((len(binned), fitted.per_iteration), order="F")
+            raw += fitted.baseline
             trees = []
             for t, (_, predictor) in enumerate(pairs):  # in predict()'s order, so the sums are the same floats
                 tree, outputs[t] = _narrowed(predictor, binned, missing)
@@ -493,15 +493,13 @@ class _TreeSums:
                 trees.append(tree)
         except (AttributeError, KeyError, TypeError, ValueError, IndexError):
             return None
-        return cls(estimator, task, classes, binned, mapping, trees, output_of, outputs, raw, missing)
+        return cls(fitted, task, classes, binned, mapping, trees, output_of, outputs, raw, missing)
 
     def _finish(self, raw: np.ndarray) -> Predictions:
-        loss = self.estimator._loss
         if self.task == "regression":
-            return Predictions(np.asarray(loss.link.inverse(raw.ravel()), dtype=float))
-        proba = np.asarray(loss.predict_proba(raw))
-        labels = (raw.ravel() > 0).astype(int) if raw.shape[1] == 1 else np.argmax(raw, axis=1)  # as predict()
-        return Predictions(np.asarray(self.classes)[labels], proba, self.classes)
+            return Predictions(np.asarray(self.fitted.values(raw), dtype=float))
+        proba = self.fitted.probabilities(raw)
+        return Predictions(np.asarray(self.classes)[class_indices(raw)], proba, self.classes)
 
     def base(self) -> Predictions:
         return self._finish(self.raw)
@@ -593,18 +591,16 @@ def _binned(mapper: Any, data: np.ndarray) -> np.ndarray | None:
 
 def _narrowed(predictor: Any, binned: np.ndarray, missing: int) -> tuple[_Tree, np.ndarray]:
     """``predictor`` reading only the columns it splits on, its output on ``binned``, and each row's leaf."""
-    from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
-
     nodes = predictor.nodes
     split = nodes["is_leaf"] == 0
     columns = np.unique(nodes["feature_idx"][split])
     narrow_nodes = nodes.copy()
     narrow_nodes["feature_idx"][split] = np.searchsorted(columns, nodes["feature_idx"][split])
     narrow = np.ascontiguousarray(binned[:, columns])
-    narrowed = TreePredictor(narrow_nodes, predictor.binned_left_cat_bitsets, predictor.raw_left_cat_bitsets)
+    narrowed = tree_predictor(narrow_nodes, predictor.binned_left_cat_bitsets, predictor.raw_left_cat_bitsets)
     numbered = narrow_nodes.copy()
     numbered["value"] = np.arange(len(nodes))  # the tree then "predicts" the index of the leaf a row ends in
-    leaf = TreePredictor(numbered, predictor.binned_left_cat_bitsets, predictor.raw_left_cat_bitsets)
+    leaf = tree_predictor(numbered, predictor.binned_left_cat_bitsets, predictor.raw_left_cat_bitsets)
     # Which columns each node's path tests, as bits, parents before their children (plain ints: ~60 nodes).
     parents = np.flatnonzero(split)
     left, right, tested = nodes["left"].tolist(), nodes["right"].tolist(), narrow_nodes["feature_idx"].tolist()

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from mloop.errors import InvalidInput
-from mloop.serve.protocols import mlflow_records, v2_records
+from mloop.serve.protocols.mlflow import mlflow_records
+from mloop.serve.protocols.v2 import v2_records
 
 
 def test_mlflow_formats_give_the_same_records() -> None:
