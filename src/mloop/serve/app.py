@@ -186,7 +186,8 @@ def _api_keys(project: Project) -> ApiKeys:
 
 def create_app(project: Project) -> FastAPI:
     """The inference app of ``project``; nothing is loaded until the app starts (its lifespan)."""
-    service = Service(project)
+    # serve.micro_batch_max_rows: 1 turns micro-batching off: every request is then scored on its own, inline.
+    service = Service(project, micro_batching=project.config.serve.micro_batch_max_rows > 1)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

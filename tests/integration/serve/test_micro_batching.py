@@ -105,3 +105,25 @@ def test_concurrent_requests_are_batched_within_both_bounds(project: Project, ch
     assert [(b["rows"], b["reason"]) for b in quiet] == [(1, "wait")] * 5
     assert _histogram_count(metrics, "mloop_micro_batch_rows") == len(batches)
     assert _histogram_count(metrics, "mloop_micro_batch_wait_seconds") == len(batches)
+
+
+def test_one_row_batches_turn_micro_batching_off(project: Project, champion: Any, tmp_path: Path) -> None:
+    """`serve.micro_batch_max_rows: 1`: concurrent requests are each scored on their own, no batch is formed."""
+    pipeline, contract, _ = champion
+    frame = pd.read_csv(project.root / "train.csv").head(40)
+    records = as_records(frame, contract)
+    want = np.asarray(pipeline.predict(coerce_frame(frame, contract)), dtype=float)
+    trace = tmp_path / "batches.jsonl"
+    env = {"MLOOP_SERVE__MICRO_BATCH_MAX_ROWS": "1", "MLOOP_BATCH_TRACE": str(trace)}
+
+    def one(index_url: tuple[int, str]) -> tuple[int, float]:
+        index, url = index_url
+        answer = httpx.post(f"{url}/v1/predict", json=records[index], timeout=30.0)
+        assert answer.status_code == 200, answer.text
+        return index, float(answer.json()["prediction"])
+
+    with run_server(project, tmp_path, env=env) as srv:
+        with ThreadPoolExecutor(8) as pool:
+            got = dict(pool.map(one, [(i, srv.url) for i in range(len(records))]))
+    np.testing.assert_allclose([got[i] for i in range(len(records))], want, rtol=1e-9)
+    assert not trace.exists() or not _trace(trace), "a micro-batch was formed with micro-batching off"
