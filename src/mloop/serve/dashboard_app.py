@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
 
-from mloop.errors import MloopError
 from mloop.project import Project
+from mloop.serve.asgi import install_error_handlers
 from mloop.serve.dashboard import dashboard_router
-from mloop.serve.http import OrjsonResponse
 
 
 def create_dashboard_app(config_path: Path | str) -> FastAPI:
@@ -30,11 +29,7 @@ def create_dashboard_app(config_path: Path | str) -> FastAPI:
     async def root() -> RedirectResponse:
         return RedirectResponse("/dashboard")
 
-    async def mloop_error(_: Request, exc: Exception) -> Response:
-        # As in the inference app: the message (an unreachable store, say) as {"detail"}, not a traceback.
-        return OrjsonResponse({"detail": str(exc)}, status_code=500)
-
-    app.add_exception_handler(MloopError, mloop_error)
+    install_error_handlers(app)  # as in the inference app: {"detail": message}, never a traceback
     return app
 
 
