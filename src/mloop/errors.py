@@ -17,14 +17,15 @@ so the CLI can load it before it knows which command runs.
     ├── TrackingError          the MLflow store cannot be reached or written
     ├── RegistryError          no such version, no champion, nothing to roll back to
     ├── ServeError             the server cannot load or use its model
-    │   └── HTTPProblem            a request the server refuses; ``detail`` is the answer's body
-    │       ├── InvalidInput           the body or a field of it is not valid
-    │       ├── UnknownRequestIds      feedback for request ids the log does not have
-    │       ├── NotFound               no such model or version on this server
-    │       ├── PayloadTooLarge        too many records or bytes in one request
-    │       ├── UnsupportedMediaType   a content type the route cannot read
-    │       ├── Unauthorized           no or a wrong API key
-    │       └── ModelUnavailable       no model is loaded yet, or the prediction log is not open
+    │   ├── HTTPProblem            a request the server refuses; ``detail`` is the answer's body
+    │   │   ├── InvalidInput           the body or a field of it is not valid
+    │   │   ├── UnknownRequestIds      feedback for request ids the log does not have
+    │   │   ├── NotFound               no such model or version on this server
+    │   │   ├── PayloadTooLarge        too many records or bytes in one request
+    │   │   ├── UnsupportedMediaType   a content type the route cannot read
+    │   │   ├── Unauthorized           no or a wrong API key
+    │   │   └── ModelUnavailable       no model is loaded yet, or the prediction log is not open
+    │   └── StreamError            a stream URI is malformed, or its broker cannot be reached or written
     ├── MonitorError           monitoring has no data or no reference
     └── RetrainError           retraining cannot run
         └── LockBusy               another controller is retraining this project right now
@@ -130,6 +131,10 @@ class ModelUnavailable(HTTPProblem):
     pass
 
 
+class StreamError(ServeError):
+    """A stream URI that cannot be used, or a broker that cannot be reached or written (`mloop stream`)."""
+
+
 class MonitorError(MloopError):
     pass
 
@@ -160,6 +165,7 @@ __all__ = [
     "RegistryError",
     "RetrainError",
     "ServeError",
+    "StreamError",
     "SourceError",
     "TrackingError",
     "TrainError",

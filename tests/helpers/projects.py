@@ -19,6 +19,8 @@ import yaml
 from mloop.pipeline import stages
 from mloop.pipeline.scaffold import init_project
 from mloop.project import Project
+from mloop.registry import versions
+from mloop.registry.versions import VersionInfo
 
 TARGET = "Sale_Price"  # the Ames target
 TIME_COLUMN = "Year_Sold"
@@ -138,6 +140,15 @@ def train_champion(project: Project) -> Project:
     result = stages.run(project)
     assert result.decision.promote, result.decision
     return project
+
+
+def train_version(project: Project, csv: Path) -> VersionInfo:
+    """A new version of ``project`` trained on ``csv`` (ingest → validate → train → register), not promoted."""
+    ingested = stages.ingest(project, source=str(csv))
+    snapshot, report = stages.validate(project, ingested.snapshot.hash)
+    assert report.passed, report.summary()
+    trained = stages.train_stage(project, snapshot.hash)
+    return versions.register(project, trained.run_id)
 
 
 def tree_digest(folder: Path) -> dict[str, str]:

@@ -45,6 +45,7 @@ EXPECTED_EXIT_CODES = {
     "UnsupportedMediaType": 8,
     "Unauthorized": 8,
     "ModelUnavailable": 8,
+    "StreamError": 8,
     "MonitorError": 9,
     "RetrainError": 10,
     "LockBusy": 10,

@@ -8,7 +8,17 @@ import click
 import typer
 from rich.markup import escape
 
-from mloop.cli import contract_cmds, data_cmds, export_cmd, init_cmd, model_cmds, ops_cmds, score_cmd, ui_cmd  # noqa: F401 - registers commands
+from mloop.cli import (  # noqa: F401 - registers commands
+    contract_cmds,
+    data_cmds,
+    export_cmd,
+    init_cmd,
+    model_cmds,
+    ops_cmds,
+    score_cmd,
+    stream_cmd,
+    ui_cmd,
+)
 from mloop.cli.app import app, err_console
 from mloop.errors import (
     ConfigError,

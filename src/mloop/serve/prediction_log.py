@@ -54,10 +54,14 @@ class PredictionLogWriter:
         on_spill: Callable[[int], None] | None = None,
         on_replay: Callable[[int], None] | None = None,
         linger: float = DEFAULT_LINGER_SECONDS,
+        skip_existing: bool = False,
     ) -> None:
         if capacity < 1 or batch_size < 1 or linger < 0:
             raise ValueError("capacity and batch_size must be positive, linger not negative")
         self.linger = linger
+        # A row whose request_id is stored already is skipped, not an error: a stream consumer logs again
+        # what it scored before a crash, and the row written then is the same row.
+        self.skip_existing = skip_existing
         self._flushing = 0  # callers waiting in flush(): the writer does not linger for them
         self.store = store
         self.capacity = capacity
@@ -204,7 +208,7 @@ class PredictionLogWriter:
             self._spill_or_drop(batch, None)
             return
         try:
-            self.store.write_many(batch)
+            self.store.write_many(batch, skip_existing=self.skip_existing)
             return
         except DuplicateRequestId as exc:
             log.warning("prediction log: batch of %d rows failed (%s); writing them one by one", len(batch), exc)
@@ -215,7 +219,7 @@ class PredictionLogWriter:
         failed = 0
         for index, row in enumerate(batch):
             try:
-                self.store.write_many([row])
+                self.store.write_many([row], skip_existing=self.skip_existing)
             except DuplicateRequestId as exc:
                 failed += 1
                 log.error("prediction log: row %s not stored: %s", row.request_id, exc)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from tests.helpers.projects import MAX_BATCH, write_project
+from tests.helpers.projects import MAX_BATCH, train_version, write_project
 from tests.helpers.servers import run_server, wait_for
 from tests.helpers.traffic import as_records, post
 
@@ -319,14 +318,6 @@ def test_without_a_champion_the_server_starts_but_is_not_ready(
 # -------------------------------------------------------------------------------- hot reload
 
 
-def _train_version(project: Project, csv: Path) -> versions.VersionInfo:
-    ingested = stages.ingest(project, source=str(csv))
-    snapshot, report = stages.validate(project, ingested.snapshot.hash)
-    assert report.passed, report.summary()
-    trained = stages.train_stage(project, snapshot.hash)
-    return versions.register(project, trained.run_id)
-
-
 def _served_version(http: httpx.Client, version: str) -> bool:
     response = http.get("/v1/model")
     return response.status_code == 200 and response.json()["version"] == version
@@ -346,7 +337,7 @@ def test_a_new_champion_is_served_without_a_restart(
         assert _served_version(http, "1")
 
         # A version on other rows, force-promoted: the reloader picks it up.
-        second = _train_version(project, tmp / "newer.csv")
+        second = train_version(project, tmp / "newer.csv")
         gate.promote(project, second.version, force=True, reason="test")
         wait_for(lambda: _served_version(http, second.version), f"version {second.version} to be served")
         contract = version_contract(project, second)
@@ -359,7 +350,7 @@ def test_a_new_champion_is_served_without_a_restart(
         edited = load_contract(project.contract_path)
         edited.columns["Misc_Feature"].role = "ignored"
         save_contract(edited, project.contract_path)
-        third = _train_version(project, tmp / "newer.csv")
+        third = train_version(project, tmp / "newer.csv")
         versions.set_alias(project, third.version, CHAMPION)
         wait_for(lambda: _served_version(http, third.version), f"version {third.version} to be served")
         record = as_records(rows.head(1), contract)[0]
