@@ -1,5 +1,6 @@
-"""What an mloop server exports on /metrics, read from the real collectors, and the metric and label names a
-PromQL expression refers to: the Grafana and Prometheus checks compare the two."""
+"""What mloop exports on /metrics, read from the real collectors of the inference server (``mloop serve``) and
+of the stream consumer (``mloop stream``), and the metric and label names a PromQL expression refers to: the
+Grafana and Prometheus checks compare the two."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import json
 import re
 from pathlib import Path
 
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mloop.serve.metrics import LATEST_FILE, ServeMetrics
+from mloop.serve.stream.metrics import DEAD_LETTER, READ, WRITTEN, StreamMetrics
 
 # Labels Prometheus itself attaches to every scraped series, and series it makes up.
 TARGET_LABELS = {"job", "instance", "service", "le"}
@@ -19,7 +22,8 @@ _LABEL = re.compile(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)")
 
 
 def exported_series(tmp_path: Path) -> dict[str, set[str]]:
-    """Every sample name the server's registry renders, with its label names, with all collectors filled."""
+    """Every sample name the server's and the stream consumer's registries render, with their label names,
+    with all collectors filled."""
     metrics = ServeMetrics(tmp_path)
     latest = {
         "dataset_drift": True,
@@ -34,10 +38,29 @@ def exported_series(tmp_path: Path) -> dict[str, set[str]]:
     metrics.set_model("1", "champion")
     metrics.log_dropped.inc(0)
     series: dict[str, set[str]] = {}
-    for family in text_string_to_metric_families(metrics.render().decode()):
+    _add_samples(series, metrics.render().decode())
+    _add_samples(series, _stream_exposition())
+    return series
+
+
+def _stream_exposition() -> str:
+    """What a stream consumer's /metrics renders once it has scored a batch."""
+    stream = StreamMetrics("redis://redis:6379/0/events")
+    for outcome in (READ, WRITTEN, DEAD_LETTER):
+        stream.count(outcome, 1)
+    stream.lag.labels(stream.source).set(3)
+    stream.batch_duration.labels(stream.source).observe(0.01)
+    stream.batch_events.labels(stream.source).observe(3)
+    stream.labels_attached.labels(stream.source, "attached").inc()
+    stream.set_model("1", "champion", previous=None)
+    stream.log_dropped.inc(0)
+    return generate_latest(stream.registry).decode()
+
+
+def _add_samples(series: dict[str, set[str]], exposition: str) -> None:
+    for family in text_string_to_metric_families(exposition):
         for sample in family.samples:
             series.setdefault(sample.name, set()).update(sample.labels)
-    return series
 
 
 def metric_selectors(expr: str, exported: dict[str, set[str]]) -> list[tuple[str, set[str]]]:
@@ -50,7 +73,8 @@ def metric_selectors(expr: str, exported: dict[str, set[str]]) -> list[tuple[str
 
 
 def unknown_references(expr: str, exported: dict[str, set[str]]) -> list[str]:
-    """Metric names or label names in ``expr`` that the server does not export; empty when all are."""
+    """Metric names or label names in ``expr`` that neither the server nor the stream consumer exports; empty
+    when all are."""
     problems = []
     for name, labels in metric_selectors(expr, exported):
         if name in PROMETHEUS_SERIES:

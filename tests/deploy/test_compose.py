@@ -1,4 +1,5 @@
-"""deploy/compose: Docker Compose validates it offline, and the stack is wired the way docs/deploy.md says.
+"""deploy/compose: Docker Compose validates it offline, and the stack is wired the way docs/deploy.md (and, for
+the stream consumer, docs/streaming-deploy.md) says.
 
 Debian's `docker-compose` 1.29 checks the file against the Compose specification (unknown keys are errors)
 without a Docker engine; the structure tests read its resolved output (`config`), so they see what
@@ -17,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 import yaml
 
+from mloop.cli.main import app
 from mloop.config import load_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,8 +32,20 @@ PROMETHEUS_DIR = REPO / "deploy" / "prometheus"
 GRAFANA_DIR = REPO / "deploy" / "grafana"
 DOCKERFILE = REPO / "deploy" / "docker" / "Dockerfile"
 
-SERVICES = {"postgres", "minio", "minio-init", "mlflow", "train", "api", "controller", "prometheus", "grafana"}
-MLOOP_SERVICES = {"train", "api", "controller"}
+SERVICES = {
+    "postgres",
+    "minio",
+    "minio-init",
+    "mlflow",
+    "train",
+    "api",
+    "redis",
+    "stream",
+    "controller",
+    "prometheus",
+    "grafana",
+}
+MLOOP_SERVICES = {"train", "api", "stream", "controller"}
 # Variables a developer may have exported that would change what Compose resolves.
 STACK_VARIABLES = {
     "POSTGRES_PASSWORD",
@@ -49,6 +64,7 @@ STACK_VARIABLES = {
     "MINIO_CONSOLE_PORT",
     "PROMETHEUS_PORT",
     "GRAFANA_PORT",
+    "REDIS_PORT",
     "COMPOSE_FILE",
     "COMPOSE_PROJECT_NAME",
 }
@@ -228,6 +244,40 @@ def test_controller_runs_mloop_watch(services: dict[str, dict[str, Any]]) -> Non
     }
 
 
+def test_stream_consumes_redis_with_metrics_for_prometheus(services: dict[str, dict[str, Any]]) -> None:
+    """`mloop stream` against the stack's Redis, /metrics on every interface of its container, the CLI's options."""
+    stream, redis = services["stream"], services["redis"]
+    command = stream["command"]
+    assert command[0] == "stream"
+    options = dict(zip(command[1::2], command[2::2], strict=True))
+    for option in ("--source", "--sink", "--labels"):
+        assert options[option].startswith("redis://redis:6379/"), option
+    assert options["--source"] != options["--sink"]
+    assert options["--metrics-host"] == "0.0.0.0"  # noqa: S104 - inside the container, for Prometheus
+    assert int(options["--metrics-port"]) > 0
+    # The arguments parse with mloop's own CLI (parsed only: nothing runs).
+    group = typer.main.get_command(app)
+    group.commands["stream"].make_context("stream", list(command[1:]))  # type: ignore[attr-defined]
+    assert stream["depends_on"] == {
+        "redis": {"condition": "service_healthy"},
+        "mlflow": {"condition": "service_healthy"},
+        "train": {"condition": "service_completed_successfully"},
+    }
+    # The image's HEALTHCHECK asks the API's /health; the consumer's asks its own /metrics.
+    assert f"127.0.0.1:{options['--metrics-port']}/metrics" in " ".join(stream["healthcheck"]["test"])
+    assert stream["restart"] == "unless-stopped"
+    # SIGTERM drains the batch in hand: more than Compose's default 10 s before SIGKILL.
+    assert stream["stop_grace_period"] not in {"10s", None}
+    # The image is built with the extra that brings the brokers' clients.
+    assert "stream" in stream["build"]["args"]["EXTRAS"].split(",")
+    # It shares the API's workspace: one prediction log, the labels attached to it.
+    assert {v for v in stream["volumes"] if v.startswith("project:")} == {
+        v for v in services["api"]["volumes"] if v.startswith("project:")
+    }
+    assert redis["image"].startswith("redis:7.")  # KEDA's lag trigger on Kubernetes needs Redis 7
+    assert "redis:/data" in " ".join(redis["volumes"])
+
+
 def test_first_training_runs_only_without_a_champion(services: dict[str, dict[str, Any]]) -> None:
     train = services["train"]
     script = " ".join(train["command"])
@@ -264,6 +314,12 @@ def test_prometheus_mounts_the_rule_files_that_exist(services: dict[str, dict[st
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     targets = [t for group in jobs["mloop"]["static_configs"] for t in group["targets"]]
     assert targets == ["api:8000"], "the alert rules select job=mloop: it must scrape the API service"
+    # The stream consumer under its own job, at the port its command serves /metrics on.
+    command = services["stream"]["command"]
+    port = command[command.index("--metrics-port") + 1]
+    stream_targets = [t for group in jobs["mloop-stream"]["static_configs"] for t in group["targets"]]
+    assert stream_targets == [f"stream:{port}"]
+    assert jobs["mloop-stream"]["metrics_path"] == "/metrics"
 
 
 def test_promtool_accepts_the_stack_prometheus_config(services: dict[str, dict[str, Any]], tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
-"""The Helm chart deploy/helm/mloop: rendered with `helm template` for the default and the production values,
-every object validated by `kubernetes-validate --strict` for each Kubernetes version the chart claims
-(Prometheus Operator objects by tests/deploy/crd_validate.py), `helm lint` and checkov clean, and the
-rendered objects doing what the chart promises.
+"""The Helm chart deploy/helm/mloop: rendered with `helm template` for the default and the production values
+(and production with the streaming consumer of values-streaming.yaml), every object validated by
+`kubernetes-validate --strict` for each Kubernetes version the chart claims (Prometheus Operator objects and
+KEDA's ScaledObject by tests/deploy/crd_validate.py), `helm lint` and checkov clean, and the rendered objects
+doing what the chart promises.
 
 The tools come from `bash scripts/deploy-tools.sh` (.tools/); without them these tests skip.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +24,21 @@ from mloop.cli.main import app
 from mloop.config import parse_config
 
 from .conftest import REPO, TOOLS_VENV_BIN
+from .exported_metrics import unknown_references
 
 CHART = REPO / "deploy" / "helm" / "mloop"
 PRODUCTION = CHART / "values-production.yaml"
-VALUES = {"default": None, "production": PRODUCTION}
+STREAMING = CHART / "values-streaming.yaml"
+VALUES: dict[str, tuple[Path, ...]] = {
+    "default": (),
+    "production": (PRODUCTION,),
+    "streaming": (PRODUCTION, STREAMING),
+}
 NAMESPACE = "mloop"
 RELEASE = "rel"
-CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
+SERVER = f"{RELEASE}-mloop"  # the API's Deployment, Service, ServiceMonitor
+STREAM = f"{RELEASE}-mloop-stream"  # the stream consumer's Deployment, Service, ServiceMonitor, ScaledObject
+CRD_KINDS = {"ServiceMonitor", "PrometheusRule", "ScaledObject"}
 POD_KINDS = {"Deployment", "CronJob", "Job", "Pod"}
 OPTIONAL_KINDS = {
     "HorizontalPodAutoscaler",
@@ -87,12 +96,12 @@ def helm(tool: Callable[[str], str]) -> str:
 
 @pytest.fixture(scope="session")
 def render(helm: str) -> Callable[..., list[Doc]]:
-    """`render(values_file, "key=value", ..., kube_version=None)` -> the objects `helm template` makes."""
+    """`render(values_file(s), "key=value", ..., kube_version=None)` -> the objects `helm template` makes."""
 
-    def _render(values: Path | None = None, *sets: str, kube_version: str | None = None) -> list[Doc]:
+    def _render(values: Path | Sequence[Path] | None = None, *sets: str, kube_version: str | None = None) -> list[Doc]:
         args = [helm, "template", RELEASE, str(CHART), "--namespace", NAMESPACE]
-        if values is not None:
-            args += ["-f", str(values)]
+        for path in [values] if isinstance(values, Path) else values or ():
+            args += ["-f", str(path)]
         for item in sets:
             args += ["--set", item]
         if kube_version:
@@ -168,8 +177,8 @@ def matches(selector: Doc, labels: dict[str, str]) -> bool:
 @pytest.mark.parametrize("values", list(VALUES), ids=list(VALUES))
 def test_helm_lint_passes(helm: str, values: str) -> None:
     args = [helm, "lint", "--strict", str(CHART), "--namespace", NAMESPACE]
-    if VALUES[values]:
-        args += ["-f", str(VALUES[values])]
+    for path in VALUES[values]:
+        args += ["-f", str(path)]
     result = run(args)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 chart(s) failed" in result.stdout
@@ -190,7 +199,7 @@ def test_every_object_validates_strictly(
     assert result.returncode == 0, output
     passed = re.findall(r"passed for resource (\S+)/", output)
     no_schema = set(re.findall(r"Couldn't find schema for kind (\S+)", output))
-    assert no_schema <= CRD_KINDS, output  # only the Prometheus Operator's kinds lack a built-in schema
+    assert no_schema <= CRD_KINDS, output  # only the Prometheus Operator's and KEDA's kinds lack a built-in schema
     assert len(passed) == len([d for d in docs if d["kind"] not in CRD_KINDS]), output
 
 
@@ -202,16 +211,37 @@ def test_the_chart_claims_only_versions_it_is_validated_for(helm: str) -> None:
     assert result.returncode != 0 and "kubeVersion" in result.stderr, result.stderr
 
 
-@pytest.mark.parametrize("values", list(VALUES), ids=list(VALUES))
-def test_prometheus_operator_objects_validate(
-    tools_python: str, render: Callable[..., list[Doc]], tmp_path: Path, values: str
-) -> None:
-    docs = render(VALUES[values], "metrics.serviceMonitor.enabled=true", "metrics.prometheusRule.enabled=true")
+def validate_custom_resources(tools_python: str, docs: list[Doc], tmp_path: Path) -> subprocess.CompletedProcess[str]:
     manifest = tmp_path / "manifest.yaml"
     manifest.write_text(yaml.safe_dump_all(docs), encoding="utf-8")
-    result = run([tools_python, str(Path(__file__).with_name("crd_validate.py")), str(manifest)])
+    return run([tools_python, str(Path(__file__).with_name("crd_validate.py")), str(manifest)])
+
+
+@pytest.mark.parametrize("values", list(VALUES), ids=list(VALUES))
+def test_custom_resources_validate(
+    tools_python: str, render: Callable[..., list[Doc]], tmp_path: Path, values: str
+) -> None:
+    """ServiceMonitors and the PrometheusRule against the operator's models, the ScaledObject against KEDA's CRD."""
+    docs = render(VALUES[values], "metrics.serviceMonitor.enabled=true", "metrics.prometheusRule.enabled=true")
+    expected = len([d for d in docs if d["kind"] in CRD_KINDS])
+    assert expected == (4 if values == "streaming" else 2)  # + the consumer's ServiceMonitor and its ScaledObject
+    result = validate_custom_resources(tools_python, docs, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "checked 2 Prometheus Operator objects, 0 problems" in result.stdout
+    assert f"checked {expected} custom resources, 0 problems" in result.stdout
+
+
+def test_the_scaled_object_check_bites(tools_python: str, render: Callable[..., list[Doc]], tmp_path: Path) -> None:
+    """A misspelt field, a wrong type and trigger metadata KEDA would silently ignore are all reported."""
+    scaled = one(render(VALUES["streaming"]), "ScaledObject")
+    scaled["spec"]["pollingIntervall"] = 15
+    scaled["spec"]["cooldownPeriod"] = "300"
+    scaled["spec"]["triggers"][0]["metadata"]["lagcount"] = scaled["spec"]["triggers"][0]["metadata"].pop("lagCount")
+    result = validate_custom_resources(tools_python, [scaled], tmp_path)
+    assert result.returncode == 1, result.stdout
+    assert "'pollingIntervall' was unexpected" in result.stdout
+    assert "spec.cooldownPeriod: '300' is not of type 'integer'" in result.stdout
+    assert "metadata.lagcount: KEDA's redis-streams scaler reads no lagcount" in result.stdout
+    assert "checked 1 custom resources, 3 problems" in result.stdout
 
 
 def _checkov_summary(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
@@ -237,14 +267,14 @@ def test_checkov_passes_on_the_chart(tool: Callable[[str], str], tools_env: dict
     assert summary["failed"] == 0 and summary["parsing_errors"] == 0 and summary["passed"] > 100, summary
 
 
+@pytest.mark.parametrize("values", ["production", "streaming"])
 def test_checkov_passes_on_the_production_manifests(
-    tool: Callable[[str], str], helm: str, tools_env: dict[str, str], tmp_path: Path
+    tool: Callable[[str], str], helm: str, tools_env: dict[str, str], tmp_path: Path, values: str
 ) -> None:
     """Everything on, and only CKV_K8S_35 skipped: the production values pin the image by digest."""
     checkov = tool("checkov")
-    rendered = run(
-        [helm, "template", RELEASE, str(CHART), "-n", NAMESPACE, "-f", str(PRODUCTION), "--output-dir", str(tmp_path)]
-    )
+    files = [arg for path in VALUES[values] for arg in ("-f", str(path))]
+    rendered = run([helm, "template", RELEASE, str(CHART), "-n", NAMESPACE, *files, "--output-dir", str(tmp_path)])
     assert rendered.returncode == 0, rendered.stderr
     result = run(
         [checkov, "-d", str(tmp_path), "--framework", "kubernetes", "--skip-download", "--skip-check", "CKV_K8S_35"]
@@ -357,7 +387,7 @@ def test_config_map_is_a_valid_mloop_yaml(render: Callable[..., list[Doc]], valu
     data = one(docs, "ConfigMap")["data"]
     config = parse_config(yaml.safe_load(data["mloop.yaml"]), "the chart's mloop.yaml")
     assert config.name
-    (server,) = pod_spec(one(docs, "Deployment"))["containers"]
+    (server,) = pod_spec(one(docs, "Deployment", SERVER))["containers"]
     assert env_of(server)["MLOOP_CONFIG"]["value"] == "/app/project/mloop.yaml"
     mount = next(m for m in server["volumeMounts"] if m["mountPath"] == "/app/project/mloop.yaml")
     assert mount["subPath"] == "mloop.yaml" and mount["readOnly"] is True
@@ -390,7 +420,7 @@ def test_config_file_and_contract_are_mounted_as_given(render: Callable[..., lis
 
 
 def pod_spec_annotations(docs: list[Doc]) -> str:
-    return str(one(docs, "Deployment")["spec"]["template"]["metadata"]["annotations"]["checksum/project"])
+    return str(one(docs, "Deployment", SERVER)["spec"]["template"]["metadata"]["annotations"]["checksum/project"])
 
 
 def test_missing_required_config_is_an_error(helm: str) -> None:
@@ -524,6 +554,280 @@ def test_image_digest_wins_over_the_tag(
     assert pod_spec(one(docs, "Deployment"))["containers"][0]["image"] == "r.example/mloop:1.2.3"
 
 
+# --- the stream consumer (`mloop stream`) ----------------------------------------------------------------------
+
+
+def stream_objects(docs: list[Doc]) -> list[Doc]:
+    return [d for d in docs if d["metadata"]["labels"].get("app.kubernetes.io/component") == "stream"]
+
+
+def stream_container(docs: list[Doc]) -> Doc:
+    (container,) = pod_spec(one(docs, "Deployment", STREAM))["containers"]
+    return container
+
+
+@pytest.fixture(scope="session")
+def streaming(render: Callable[..., list[Doc]]) -> list[Doc]:
+    """values-production.yaml with values-streaming.yaml: the consumer on Redis, scaled by KEDA, scraped."""
+    return render(VALUES["streaming"])
+
+
+def test_stream_is_off_unless_enabled(
+    render: Callable[..., list[Doc]], default: list[Doc], production: list[Doc]
+) -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))["stream"]
+    assert values["enabled"] is False and values["keda"]["enabled"] is False
+    keda_alone = render(None, "stream.keda.enabled=true", "metrics.serviceMonitor.enabled=true")
+    for docs in (default, production, keda_alone):
+        assert stream_objects(docs) == []
+        assert "ScaledObject" not in kinds(docs)
+        assert STREAM not in json.dumps(docs)
+
+
+def test_stream_adds_only_its_own_objects(render: Callable[..., list[Doc]], default: list[Doc]) -> None:
+    docs = render(None, "stream.enabled=true")
+    names = sorted((d["kind"], d["metadata"]["name"]) for d in stream_objects(docs))
+    assert names == [("Deployment", STREAM), ("NetworkPolicy", STREAM), ("Service", STREAM)]
+    assert [d for d in docs if d not in stream_objects(docs)] == default  # the server's objects are as they were
+    scaled = render(None, "stream.enabled=true", "stream.keda.enabled=true", "metrics.serviceMonitor.enabled=true")
+    added = {(d["kind"], d["metadata"]["name"]) for d in stream_objects(scaled)} - set(names)
+    assert added == {("ScaledObject", STREAM), ("ServiceMonitor", STREAM)}
+
+
+def test_stream_args_carry_the_values(render: Callable[..., list[Doc]]) -> None:
+    docs = render(
+        None,
+        "stream.enabled=true",
+        "stream.source=redis://r:6379/2?stream=in",
+        "stream.sink=kafka://k:9092?topic=out",
+        "stream.group=scorers",
+        "stream.deadLetter=redis://r:6379/2?stream=bad",
+        "stream.labels=nats://n:4222?stream=LABELS&subject=labels",
+        "stream.batchSize=200",
+        "stream.lingerMs=20",
+        "stream.metrics.port=9200",
+        "stream.extraArgs={--idle-exit,600}",
+    )
+    container = stream_container(docs)
+    assert container["command"] == ["mloop"]
+    assert container["args"] == [
+        "stream",
+        "--source",
+        "redis://r:6379/2?stream=in",
+        "--sink",
+        "kafka://k:9092?topic=out",
+        "--group",
+        "scorers",
+        "--consumer",
+        "$(POD_NAME)",
+        "--dead-letter",
+        "redis://r:6379/2?stream=bad",
+        "--labels",
+        "nats://n:4222?stream=LABELS&subject=labels",
+        "--batch-size",
+        "200",
+        "--linger-ms",
+        "20",
+        "--metrics-host",
+        "0.0.0.0",  # noqa: S104 - in the pod, for Prometheus
+        "--metrics-port",
+        "9200",
+        "--idle-exit",
+        "600",
+    ]
+    # Each pod is its own consumer of the group: Kubernetes expands $(POD_NAME) from this variable.
+    assert env_of(container)["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    # The arguments parse with mloop's own CLI (parsed only: nothing runs).
+    group = typer.main.get_command(app)
+    group.commands["stream"].make_context("stream", list(container["args"][1:]))  # type: ignore[attr-defined]
+
+
+def test_stream_defaults(render: Callable[..., list[Doc]]) -> None:
+    args = stream_container(render(None, "stream.enabled=true"))["args"]
+    options = dict(zip(args[1::2], args[2::2], strict=True))
+    assert options["--group"] == SERVER  # the release's full name
+    assert "--dead-letter" not in options and "--labels" not in options  # the consumer's defaults
+    assert options["--batch-size"] == "500" and options["--linger-ms"] == "5" and options["--metrics-port"] == "9109"
+    deployment = one(render(None, "stream.enabled=true", "stream.replicas=3"), "Deployment", STREAM)
+    assert deployment["spec"]["replicas"] == 3
+
+
+def test_stream_probes_and_metrics_port(render: Callable[..., list[Doc]], helm: str) -> None:
+    docs = render(None, "stream.enabled=true", "stream.metrics.port=9300")
+    container = stream_container(docs)
+    assert container["ports"] == [{"name": "metrics", "containerPort": 9300, "protocol": "TCP"}]
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/metrics", "port": "metrics"}, probe
+    service = one(docs, "Service", STREAM)
+    assert service["spec"]["ports"] == [{"name": "metrics", "port": 9300, "targetPort": "metrics", "protocol": "TCP"}]
+    consumer = pod_labels(one(docs, "Deployment", STREAM))
+    server = pod_labels(one(docs, "Deployment", SERVER))
+    assert matches({"matchLabels": service["spec"]["selector"]}, consumer)
+    assert not matches({"matchLabels": service["spec"]["selector"]}, server)
+    # The API's Service never sends requests to a consumer.
+    assert not matches({"matchLabels": one(docs, "Service", SERVER)["spec"]["selector"]}, consumer)
+    result = run(
+        [helm, "template", RELEASE, str(CHART), "--set", "stream.enabled=true", "--set", "stream.metrics.port=0"]
+    )
+    assert result.returncode != 0 and "stream.metrics.port is required" in result.stderr
+
+
+def test_stream_runs_like_the_server(streaming: list[Doc]) -> None:
+    """The same image, project files, environment, secrets, workspace and prediction log as the API's pods."""
+    server_spec, stream_spec = (
+        pod_spec(one(streaming, "Deployment", SERVER)),
+        pod_spec(one(streaming, "Deployment", STREAM)),
+    )
+    (server,) = server_spec["containers"]
+    stream = stream_container(streaming)
+    for key in ("image", "imagePullPolicy", "command", "envFrom", "volumeMounts", "securityContext"):
+        assert stream[key] == server[key], key
+    assert {k: v for k, v in env_of(stream).items() if k != "POD_NAME"} == env_of(server)
+    for key in ("volumes", "serviceAccountName", "automountServiceAccountToken", "securityContext"):
+        assert stream_spec[key] == server_spec[key], key
+    annotations = one(streaming, "Deployment", STREAM)["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["checksum/project"] == pod_spec_annotations(streaming)  # rolls with the project files
+    assert "nvidia.com/gpu" not in stream["resources"]["limits"]
+
+
+def test_stream_metrics_are_scraped_as_their_own_job(streaming: list[Doc]) -> None:
+    monitor = one(streaming, "ServiceMonitor", STREAM)
+    service = one(streaming, "Service", STREAM)
+    assert matches(monitor["spec"]["selector"], service["metadata"]["labels"])
+    assert not matches(one(streaming, "ServiceMonitor", SERVER)["spec"]["selector"], service["metadata"]["labels"])
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] == "metrics" and endpoint["path"] == "/metrics"
+    # job="mloop-stream", as deploy/compose's Prometheus names it; the API's alerts (job="mloop") leave it out.
+    assert endpoint["relabelings"] == [{"action": "replace", "targetLabel": "job", "replacement": "mloop-stream"}]
+    values = yaml.safe_load(PRODUCTION.read_text(encoding="utf-8"))["metrics"]["serviceMonitor"]
+    assert monitor["metadata"]["labels"]["release"] == values["labels"]["release"]
+    assert endpoint["interval"] == values["interval"]
+
+
+def test_keda_scales_the_consumer_deployment(streaming: list[Doc]) -> None:
+    values = yaml.safe_load(STREAMING.read_text(encoding="utf-8"))["stream"]
+    scaled = one(streaming, "ScaledObject")
+    assert scaled["apiVersion"] == "keda.sh/v1alpha1" and scaled["metadata"]["namespace"] == NAMESPACE
+    assert scaled["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": STREAM}
+    assert "replicas" not in one(streaming, "Deployment", STREAM)["spec"]  # KEDA's HPA owns them
+    assert scaled["spec"]["minReplicaCount"] == values["keda"]["minReplicaCount"]
+    assert scaled["spec"]["maxReplicaCount"] == values["keda"]["maxReplicaCount"]
+    (trigger,) = scaled["spec"]["triggers"]
+    args = stream_container(streaming)["args"]
+    options = dict(zip(args[1::2], args[2::2], strict=True))
+    assert trigger["type"] == "redis-streams"
+    assert trigger["metadata"] == {
+        "address": "redis-master.redis.svc.cluster.local:6379",  # of --source
+        "stream": "house-sales",
+        "databaseIndex": "0",
+        "enableTLS": "false",
+        "consumerGroup": options["--group"],  # the group the consumers read as
+        "lagCount": str(values["keda"]["lagPerReplica"]),
+        "activationLagCount": "0",
+    }
+    assert options["--source"] == values["source"]
+    assert "HorizontalPodAutoscaler" not in {d["kind"] for d in stream_objects(streaming)}
+
+
+def test_keda_redis_settings_come_from_the_source_unless_set(render: Callable[..., list[Doc]], helm: str) -> None:
+    keda = ("stream.enabled=true", "stream.keda.enabled=true")
+
+    def metadata(*sets: str) -> dict[str, str]:
+        (trigger,) = one(render(None, *keda, *sets), "ScaledObject")["spec"]["triggers"]
+        assert trigger["type"] == "redis-streams"
+        return dict(trigger["metadata"])
+
+    tls = metadata("stream.source=rediss://:pw@r.example:6380/3?maxlen=5&stream=ev")
+    assert (tls["address"], tls["stream"], tls["databaseIndex"], tls["enableTLS"]) == (
+        "r.example:6380",
+        "ev",
+        "3",
+        "true",
+    )
+    assert "pw" not in json.dumps(tls)
+    assert metadata("stream.source=redis://r?stream=ev")["address"] == "r:6379"  # Redis's port by default
+    given = metadata(
+        "stream.source=$(MLOOP_STREAM_SOURCE)",
+        "stream.keda.redis.address=redis.example:7000",
+        "stream.keda.redis.stream=orders",
+        "stream.keda.redis.databaseIndex=4",
+        "stream.keda.redis.enableTLS=true",
+        "stream.keda.authenticationRef=redis-auth",
+    )
+    assert given | {"consumerGroup": "x"} == {
+        "address": "redis.example:7000",
+        "stream": "orders",
+        "databaseIndex": "4",
+        "enableTLS": "true",
+        "consumerGroup": "x",
+        "lagCount": "1000",
+        "activationLagCount": "0",
+    }
+    (trigger,) = one(render(None, *keda, "stream.keda.authenticationRef=redis-auth"), "ScaledObject")["spec"][
+        "triggers"
+    ]
+    assert trigger["authenticationRef"] == {"name": "redis-auth"}
+    # A source KEDA's Redis trigger cannot read: the chart says what to set.
+    sets = [a for s in (*keda, "stream.source=kafka://k:9092?topic=events") for a in ("--set", s)]
+    result = run([helm, "template", RELEASE, str(CHART), *sets])
+    assert result.returncode != 0 and "stream.keda.redis.address" in result.stderr and "prometheus" in result.stderr
+
+
+def test_keda_prometheus_trigger_reads_the_exported_lag(
+    render: Callable[..., list[Doc]], helm: str, exported: dict[str, set[str]]
+) -> None:
+    docs = render(
+        None,
+        "stream.enabled=true",
+        "stream.source=kafka://k:9092?topic=events",
+        "stream.keda.enabled=true",
+        "stream.keda.trigger=prometheus",
+        "stream.keda.lagPerReplica=5000",
+    )
+    (trigger,) = one(docs, "ScaledObject")["spec"]["triggers"]
+    assert trigger["type"] == "prometheus"
+    meta = trigger["metadata"]
+    assert meta["query"] == f'max(mloop_stream_lag{{namespace="{NAMESPACE}",service="{STREAM}"}})'
+    # namespace and service are the labels the Prometheus Operator gives every target of a ServiceMonitor.
+    on_kubernetes = {name: labels | {"namespace", "service"} for name, labels in exported.items()}
+    assert unknown_references(meta["query"], on_kubernetes) == []
+    assert meta["threshold"] == "5000" and meta["serverAddress"].startswith("http")
+    for bad, message in [
+        ("stream.keda.minReplicaCount=0", "minReplicaCount >= 1"),
+        ("stream.keda.trigger=cpu", 'stream.keda.trigger "cpu"'),
+    ]:
+        sets = ["stream.enabled=true", "stream.keda.enabled=true", "stream.keda.trigger=prometheus", bad]
+        result = run([helm, "template", RELEASE, str(CHART), *[a for s in sets for a in ("--set", s)]])
+        assert result.returncode != 0 and message in result.stderr, (bad, result.stderr)
+
+
+def test_stream_network_policy(streaming: list[Doc]) -> None:
+    """Only the metrics port is open, to Prometheus; egress reaches the broker besides mloop's own rules."""
+    policy = one(streaming, "NetworkPolicy", STREAM)
+    consumer = pod_labels(one(streaming, "Deployment", STREAM))
+    assert matches(policy["spec"]["podSelector"], consumer)
+    for other in ("-server", "-jobs"):
+        assert not matches(one(streaming, "NetworkPolicy", other)["spec"]["podSelector"], consumer), other
+    values = yaml.safe_load(STREAMING.read_text(encoding="utf-8"))["stream"]["networkPolicy"]
+    (ingress,) = policy["spec"]["ingress"]
+    assert ingress == {"ports": [{"port": 9109, "protocol": "TCP"}], "from": values["metricsClients"]}
+    egress = policy["spec"]["egress"]
+    server_egress = one(streaming, "NetworkPolicy", "-server")["spec"]["egress"]
+    assert egress == server_egress + values["egress"]
+    assert any(port["port"] == 6379 for rule in egress for port in rule.get("ports", []))
+
+
+def test_streaming_example_leaves_production_as_it_is(production: list[Doc], streaming: list[Doc]) -> None:
+    assert [d for d in streaming if d not in stream_objects(streaming)] == production
+    assert {d["kind"] for d in stream_objects(streaming)} == {
+        "Deployment",
+        "Service",
+        "NetworkPolicy",
+        "ServiceMonitor",
+        "ScaledObject",
+    }
+
+
 # Values documented as one row although they are maps: mloop.yaml itself, security contexts, resources, probes.
 OPAQUE_VALUES = {
     "config",
@@ -537,6 +841,10 @@ OPAQUE_VALUES = {
     "monitor.resources",
     "retrain.resources",
     "train.resources",
+    "stream.resources",
+    "stream.startupProbe",
+    "stream.livenessProbe",
+    "stream.readinessProbe",
 }
 
 
@@ -554,6 +862,7 @@ def test_readme_lists_every_value() -> None:
     keys = set(value_keys(yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))))
     assert keys - table == set(), "values missing from the README's Values table"
     assert table - keys == set(), "README rows for values that do not exist"
-    production = set(value_keys(yaml.safe_load(PRODUCTION.read_text(encoding="utf-8"))))
-    unknown = {k for k in production if not any(k == v or k.startswith(v + ".") for v in keys | OPAQUE_VALUES)}
-    assert unknown == set(), "values-production.yaml sets values the chart does not have"
+    for example in (PRODUCTION, STREAMING):
+        given = set(value_keys(yaml.safe_load(example.read_text(encoding="utf-8"))))
+        unknown = {k for k in given if not any(k == v or k.startswith(v + ".") for v in keys | OPAQUE_VALUES)}
+        assert unknown == set(), f"{example.name} sets values the chart does not have"

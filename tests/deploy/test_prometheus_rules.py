@@ -20,6 +20,8 @@ REQUIRED_ALERTS = {
     "MloopQualityDecay",
     "MloopNoChampion",
     "MloopPredictionLogDropping",
+    "MloopStreamLagHigh",
+    "MloopStreamDeadLetters",
 }
 
 
@@ -61,6 +63,19 @@ def test_the_required_alerts_exist_with_severity_and_summary() -> None:
     for rule in rules:
         assert rule["labels"]["severity"] in {"info", "warning", "critical"}, rule  # type: ignore[index]
         assert rule["annotations"]["summary"], rule  # type: ignore[index]
+
+
+def test_the_stream_alerts_hold_as_asked() -> None:
+    """Lag above a threshold for 10 minutes; dead letters at any rate for 15; one alert per source, not per pod."""
+    rules = {rule["alert"]: rule for rule in alert_rules()}
+    lag, dead = rules["MloopStreamLagHigh"], rules["MloopStreamDeadLetters"]
+    assert lag["for"] == "10m" and dead["for"] == "15m"
+    assert "mloop_stream_lag" in str(lag["expr"]) and str(lag["expr"]).strip().endswith("> 10000")
+    assert 'mloop_stream_events_total{outcome="dead_letter"}' in str(dead["expr"])
+    assert str(dead["expr"]).strip().endswith("> 0")
+    for rule in (lag, dead):
+        assert "by (job, namespace, source)" in str(rule["expr"]), rule["alert"]
+        assert rule["annotations"]["description"], rule["alert"]  # type: ignore[index]
 
 
 def test_every_rule_names_only_metrics_and_labels_the_server_exports(exported: dict[str, set[str]]) -> None:

@@ -196,3 +196,39 @@ def test_an_alias_move_mid_stream_switches_version_without_losing_an_event(
     for answer in answers:
         index = int(answer["request_id"][3:])
         assert answer["prediction"] == pytest.approx(want[answer["model_version"]][index], rel=1e-9)
+
+
+@pytest.fixture
+def redis_broker() -> Iterator[Broker]:
+    with broker("redis") as made:
+        yield made
+
+
+def test_sigterm_drains_the_batch_in_hand_and_labels_come_back_through_a_stream(
+    stream_project: Project, ames: pd.DataFrame, redis_broker: Broker, tmp_path: Path
+) -> None:
+    b, project = redis_broker, stream_project
+    _frame, records = _features(project, ames, 3000, SEED + 2)
+    b.produce("events", [orjson.dumps({**r, "request_id": f"term-{i:05d}"}) for i, r in enumerate(records)])
+    log = tmp_path / "consumer.log"
+    process = _consumer(project, b, log, "--batch-size", "100", "--linger-ms", "0")
+    deadline = time.monotonic() + RUN_SECONDS
+    while b.count("answers") < 500 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGTERM)
+    assert process.wait(30) == 0, log.read_text()[-4000:]
+    done = b.count("answers")
+    assert 500 <= done < len(records), "stopped mid-stream"
+    assert b.pending("events", "mloop-ames-stream") == 0, "every event read was acknowledged before exiting"
+
+    # The rest, plus labels for the first 50 answers and one for a request id never scored.
+    labels = [orjson.dumps({"request_id": f"term-{i:05d}", "label": 100_000 + i}) for i in range(50)]
+    b.produce("labels", [*labels, orjson.dumps({"request_id": "nobody", "label": 1}), b"[]"])
+    process = _consumer(project, b, log, "--labels", b.uri("labels"), "--idle-exit", "5", "--json")
+    _finish(process, log)
+    assert b.count("answers") == len(records)
+    stored = project.prediction_store().read(labelled_only=True).set_index("request_id")
+    assert {f"term-{i:05d}" for i in range(50)} <= set(stored.index)
+    assert float(stored.loc["term-00007", "label"]) == 100_007
+    dead = [orjson.loads(m["data"])["reason"] for m in b.messages("labels-dead")]
+    assert len(dead) == 2 and any("'nobody'" in reason for reason in dead), dead

@@ -313,3 +313,55 @@ initContainers:
         mountPath: /seed
 {{- end }}
 {{- end }}
+
+{{/* The streaming consumer (`mloop stream`): its object names, its consumer group, KEDA's Redis settings. */}}
+{{- define "mloop.stream.fullname" -}}
+{{- printf "%s-stream" (include "mloop.fullname" . | trunc 56 | trimSuffix "-") }}
+{{- end }}
+
+{{- define "mloop.stream.group" -}}
+{{- default (include "mloop.fullname" .) .Values.stream.group }}
+{{- end }}
+
+{{- define "mloop.stream.metricsPort" -}}
+{{- $port := int (default 0 .Values.stream.metrics.port) }}
+{{- if not $port }}
+{{- fail "stream.metrics.port is required: the probes and Prometheus read the consumer's /metrics there" }}
+{{- end }}
+{{- $port }}
+{{- end }}
+
+{{/* KEDA's redis-streams settings as JSON: each value from stream.keda.redis, else from stream.source. */}}
+{{- define "mloop.stream.redis" -}}
+{{- $source := .Values.stream.source }}
+{{- $r := .Values.stream.keda.redis }}
+{{- $url := dict }}
+{{- if regexMatch "^rediss?://" $source }}
+{{- $url = urlParse $source }}
+{{- end }}
+{{- $hint := "set stream.keda.redis.address and stream.keda.redis.stream, or use a redis:// stream.source (or stream.keda.trigger: prometheus)" }}
+{{- $address := $r.address }}
+{{- if not $address }}
+{{- $address = required (printf "stream.keda.redis.address: stream.source is not a redis:// URI; %s" $hint) $url.host }}
+{{- if not (regexMatch ":[0-9]+$" $address) }}
+{{- $address = printf "%s:6379" $address }}
+{{- end }}
+{{- end }}
+{{- $stream := $r.stream }}
+{{- if not $stream }}
+{{- $param := regexFind "(^|&)stream=[^&]+" (default "" $url.query) }}
+{{- $stream = required (printf "stream.keda.redis.stream: stream.source names no ?stream=; %s" $hint) (regexReplaceAll "^&?stream=" $param "") }}
+{{- end }}
+{{- $db := toString $r.databaseIndex }}
+{{- if eq $db "" }}
+{{- $db = default "0" (trimAll "/" (default "" $url.path)) }}
+{{- end }}
+{{- if not (regexMatch "^[0-9]+$" $db) }}
+{{- fail (printf "stream.keda.redis.databaseIndex %q is not a number (the /DB of a redis:// URI)" $db) }}
+{{- end }}
+{{- $tls := toString $r.enableTLS }}
+{{- if eq $tls "" }}
+{{- $tls = toString (eq (default "" $url.scheme) "rediss") }}
+{{- end }}
+{{- toJson (dict "address" $address "stream" $stream "databaseIndex" $db "enableTLS" $tls) }}
+{{- end }}

@@ -138,16 +138,16 @@ class StreamConsumer:
             for part in self._parts():
                 await part.open()
                 opened.append(part)
-            tasks = [asyncio.create_task(self._consume())]
+            consume = asyncio.create_task(self._consume())
+            labels = None
             if self.endpoints.labels is not None:
-                tasks.append(asyncio.create_task(self._consume_labels(self.endpoints.labels)))
+                labels = asyncio.create_task(self._consume_labels(self.endpoints.labels))
             try:
-                await asyncio.gather(*tasks)
+                await consume
             finally:
-                self._stop.set()
-                for task in tasks:
-                    if not task.done():
-                        await asyncio.wait([task])
+                self._stop.set()  # the label reader stops with the event reader (SIGTERM or --idle-exit)
+                if labels is not None:
+                    await labels
         finally:
             self.holder.stop()
             await asyncio.to_thread(self.writer.close)
@@ -347,8 +347,11 @@ class StreamConsumer:
             owners[item["request_id"]] = event
         if labels:
             writer.flush(LOG_FLUSH_SECONDS)  # a label for a just-scored event must find its row
-            for unknown in writer.store.attach_labels(labels):
-                dead.append((owners[unknown], f"no prediction with request_id {unknown!r} is in the log"))
+            unknown = set(writer.store.attach_labels(labels))  # all or none: then again without the unknown
+            if unknown:
+                writer.store.attach_labels([item for item in labels if item[0] not in unknown])
+            for request_id in sorted(unknown):
+                dead.append((owners[request_id], f"no prediction with request_id {request_id!r} is in the log"))
         return dead
 
 
