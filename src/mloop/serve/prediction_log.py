@@ -91,6 +91,12 @@ class PredictionLogWriter:
         return self._dropped
 
     @property
+    def accepted(self) -> int:
+        """Rows taken into the buffer so far: a mark for ``flush(upto=...)``."""
+        with self._cond:
+            return self._accepted
+
+    @property
     def pending(self) -> int:
         with self._cond:
             return self._accepted - self._done
@@ -136,11 +142,12 @@ class PredictionLogWriter:
         if warn:
             log.warning("prediction log: %d row(s) dropped so far; the writer is behind or closed", self._dropped)
 
-    def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until every row queued before this call is stored; False if ``timeout`` ran out first."""
+    def flush(self, timeout: float = 5.0, upto: int | None = None) -> bool:
+        """Wait until every row queued before this call (or the first ``upto`` rows ever accepted, a mark
+        read from ``accepted``) is stored; False if ``timeout`` ran out first."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            target = self._accepted
+            target = self._accepted if upto is None else min(upto, self._accepted)
             self._flushing += 1
             self._cond.notify_all()  # a lingering writer writes now
             try:

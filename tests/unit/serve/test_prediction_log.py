@@ -36,6 +36,40 @@ def test_logged_rows_are_stored_after_flush(store: PredictionStore) -> None:
         writer.close()
 
 
+def test_flush_upto_a_mark_waits_for_the_rows_before_it_only(store: PredictionStore) -> None:
+    import threading
+
+    release = threading.Event()
+
+    class Gated:
+        """Writes the first batch at once and holds every later one until released."""
+
+        def __init__(self) -> None:
+            self.batches = 0
+
+        def write_many(self, batch: list[PredictionRow], skip_existing: bool = False) -> int:
+            self.batches += 1
+            if self.batches > 1:
+                release.wait(10)
+            return store.write_many(batch, skip_existing=skip_existing)
+
+    writer = PredictionLogWriter(Gated(), batch_size=3, linger=0.0)  # type: ignore[arg-type]
+    writer.start()
+    try:
+        writer.log_many(rows("a", "b", "c"))
+        mark = writer.accepted
+        assert writer.flush(10, upto=mark)
+        writer.log_many(rows("d", "e", "f"))
+        assert writer.flush(10, upto=mark)  # the later rows, still held, are not waited for
+        assert not writer.flush(0.2)  # a plain flush waits for them too
+        release.set()
+        assert writer.flush(10)
+        assert store.read()["request_id"].tolist() == ["a", "b", "c", "d", "e", "f"]
+    finally:
+        release.set()
+        writer.close()
+
+
 def test_close_writes_everything_still_queued(store: PredictionStore) -> None:
     writer = PredictionLogWriter(store)
     writer.log_many(rows(*[f"r{i}" for i in range(500)]))  # queued before the thread even starts

@@ -4,7 +4,8 @@ Each batch is scored by the version loaded when it was read (the same ``ModelHol
 hot reload when the alias moves, the compiled path where it verified). Its answers and dead letters are
 written (idempotently), its prediction rows handed to the log and flushed, and only then are its events
 acknowledged: a crash at any point leaves them to be read again, and writing them again adds nothing.
-The next batch is read only once the last is acknowledged, so a slow sink slows reading (backpressure).
+While one batch's rows are being stored and its events acknowledged, the next is read and scored (two
+batches in flight at most, so a slow log or sink slows reading: backpressure).
 """
 
 from __future__ import annotations
@@ -67,6 +68,9 @@ class StreamSummary:
     versions: list[str] = field(default_factory=list)
     seconds: float = 0.0
     busy_seconds: float = 0.0  # from the first event read to the last acknowledged
+    # The same two moments as Unix times, so the work of several consumers of one group can be added up.
+    first_event_at: float | None = None
+    last_ack_at: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -79,6 +83,8 @@ class StreamSummary:
             "seconds": round(self.seconds, 3),
             "busy_seconds": round(self.busy_seconds, 3),
             "events_per_second": round(self.read / self.busy_seconds, 1) if self.busy_seconds > 0 else None,
+            "first_event_at": self.first_event_at,
+            "last_ack_at": self.last_ack_at,
         }
 
 
@@ -92,6 +98,19 @@ class Endpoints:
     dead: Sink
     labels: Source | None = None
     labels_dead: Sink | None = None
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """A scored batch whose answers are written, waiting for its log rows (up to ``mark``) and its ack."""
+
+    events: list[Event]
+    mark: int
+    scored: int
+    written: int
+    dead: int
+    version: str
+    started: float
 
 
 class StreamConsumer:
@@ -186,6 +205,7 @@ class StreamConsumer:
         last_event = time.monotonic()
         next_lag = 0.0
         failures = 0
+        finishing: asyncio.Task[None] | None = None  # the last batch's flush and ack, running meanwhile
         while not self._stop.is_set():
             now = time.monotonic()
             if now >= next_lag:
@@ -199,9 +219,16 @@ class StreamConsumer:
                 break
             try:
                 events = await self._collect(source)
+                if finishing is not None and (not events or finishing.done()):
+                    task, finishing = finishing, None
+                    await task
                 if events:
                     last_event = time.monotonic()
-                    await self._handle(events)
+                    batch = await self._handle(events)
+                    if finishing is not None:  # two batches in flight at most
+                        task, finishing = finishing, None
+                        await task
+                    finishing = asyncio.create_task(self._finish(batch))
                 failures = 0
             except StreamError as exc:
                 # A broker outage: what was in hand is not acknowledged and comes back; wait and go on.
@@ -209,6 +236,11 @@ class StreamConsumer:
                 backoff = min(MAX_BACKOFF_SECONDS, 2 ** min(failures - 1, 5))
                 log.error("%s; retrying in %.0f s", exc, backoff)
                 await self._sleep(backoff)
+        if finishing is not None:
+            try:
+                await finishing
+            except StreamError as exc:  # not acknowledged: read again by the next consumer of the group
+                log.error("%s; the last batch is left unacknowledged", exc)
         lag = await source.lag()
         if lag is not None:
             self.metrics.lag.labels(self.endpoints.name).set(lag)
@@ -239,27 +271,38 @@ class StreamConsumer:
             events.extend(more)
         return events
 
-    async def _handle(self, events: list[Event]) -> None:
+    async def _handle(self, events: list[Event]) -> _Batch:
+        """Score ``events`` and write their answers and dead letters; what is left is ``_finish``'s."""
         started = time.perf_counter()
         if self._first_event is None:
             self._first_event = started
+            self.summary.first_event_at = time.time()
         model = self.holder.current
         assert model is not None  # noqa: S101 - run() loads one before reading and the holder never unloads
         decoded, outputs, dead, rows = await asyncio.to_thread(self._process, model, events, started)
         writer = self.writer
         assert writer is not None  # noqa: S101 - opened in run()
         writer.log_many(rows)
+        mark = writer.accepted
         written = await self.endpoints.sink.write(outputs)
         await self.endpoints.dead.write(dead)
-        if not await asyncio.to_thread(writer.flush, LOG_FLUSH_SECONDS):
+        return _Batch(events, mark, len(outputs), written, len(dead), model.version, started)
+
+    async def _finish(self, batch: _Batch) -> None:
+        """Acknowledge ``batch`` once its rows are in the log (or spilled to disk)."""
+        writer = self.writer
+        assert writer is not None  # noqa: S101 - opened in run()
+        if not await asyncio.to_thread(writer.flush, LOG_FLUSH_SECONDS, batch.mark):
             # Not acknowledged: the events come back (claimed once idle) and are logged then.
             log.warning("prediction log: %d rows not flushed in %.0f s", writer.pending, LOG_FLUSH_SECONDS)
             return
-        await self.endpoints.source.ack(events)
-        self._counted(len(events), len(outputs), written, len(dead), model.version)
+        await self.endpoints.source.ack(batch.events)
+        self._counted(len(batch.events), batch.scored, batch.written, batch.dead, batch.version)
         done = time.perf_counter()
-        self.metrics.batch_duration.labels(self.endpoints.name).observe(done - started)
+        self.metrics.batch_duration.labels(self.endpoints.name).observe(done - batch.started)
+        assert self._first_event is not None  # noqa: S101 - set by _handle
         self.summary.busy_seconds = done - self._first_event
+        self.summary.last_ack_at = time.time()
 
     def _counted(self, read: int, scored: int, written: int, dead: int, version: str) -> None:
         s = self.summary

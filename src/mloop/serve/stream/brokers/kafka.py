@@ -76,12 +76,19 @@ class KafkaSource:
             raise _failed(self.target, "commit offsets", exc) from None
 
     async def lag(self) -> int | None:
+        """The group's lag over every partition of the topic (committed offset to end), as on Redis and NATS:
+        each consumer of the group reports the same figure, so a scaler takes the max across replicas."""
+        aiokafka = _aiokafka()
         try:
-            partitions = self._consumer.assignment()
-            ends = await self._consumer.end_offsets(list(partitions))
+            partitions = [
+                aiokafka.TopicPartition(self.target.name, p)
+                for p in self._consumer.partitions_for_topic(self.target.name) or ()
+            ]
+            ends = await self._consumer.end_offsets(partitions)
             behind = 0
             for tp in partitions:
-                behind += max(0, int(ends[tp]) - int(await self._consumer.position(tp)))
+                committed = await self._consumer.committed(tp)
+                behind += max(0, int(ends[tp]) - int(committed or 0))
             return behind
         except Exception:  # noqa: BLE001 - lag is best effort
             return None
