@@ -16,9 +16,11 @@ so the CLI can load it before it knows which command runs.
     ├── TrainError             training cannot run (missing target, too few rows, bad split)
     ├── TrackingError          the MLflow store cannot be reached or written
     ├── RegistryError          no such version, no champion, nothing to roll back to
+    │   └── AuditChainBroken       the audit log's hash chain does not hold: an entry was edited, deleted or moved
     ├── ServeError             the server cannot load or use its model
     │   ├── HTTPProblem            a request the server refuses; ``detail`` is the answer's body
-    │   │   ├── InvalidInput           the body or a field of it is not valid
+    │   │   ├── InvalidInput           the body or a field of it breaks the route's documented schema
+    │   │   │   └── InconsistentInput      the body fits the schema but breaks a rule it cannot express
     │   │   ├── UnknownRequestIds      feedback for request ids the log does not have
     │   │   ├── NotFound               no such model or version on this server
     │   │   ├── PayloadTooLarge        too many records or bytes in one request
@@ -87,6 +89,10 @@ class RegistryError(MloopError):
     pass
 
 
+class AuditChainBroken(RegistryError):
+    """The audit log's hash chain does not hold: an entry was edited, deleted, inserted or moved."""
+
+
 class ServeError(MloopError):
     pass
 
@@ -105,6 +111,12 @@ class HTTPProblem(ServeError):
 
 class InvalidInput(HTTPProblem):
     pass
+
+
+class InconsistentInput(InvalidInput):
+    """A body that its route's OpenAPI schema admits but that breaks a rule JSON Schema cannot state, as the
+    schema's description does in words: a tensor's shape against its data, columns of unequal length, CSV
+    content, feature names and types inside column-oriented formats."""
 
 
 class UnknownRequestIds(HTTPProblem):
@@ -148,11 +160,13 @@ class LockBusy(RetrainError):
 
 
 __all__ = [
+    "AuditChainBroken",
     "ConfigError",
     "ContractError",
     "DuplicateRequestId",
     "ExportError",
     "HTTPProblem",
+    "InconsistentInput",
     "InvalidInput",
     "LockBusy",
     "MloopError",

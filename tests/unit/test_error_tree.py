@@ -36,9 +36,11 @@ EXPECTED_EXIT_CODES = {
     "TrainError": 5,
     "TrackingError": 6,
     "RegistryError": 7,
+    "AuditChainBroken": 7,
     "ServeError": 8,
     "HTTPProblem": 8,
     "InvalidInput": 8,
+    "InconsistentInput": 8,
     "UnknownRequestIds": 8,
     "NotFound": 8,
     "PayloadTooLarge": 8,
@@ -52,6 +54,7 @@ EXPECTED_EXIT_CODES = {
 }
 EXPECTED_STATUS = {
     "InvalidInput": 422,
+    "InconsistentInput": 400,
     "UnknownRequestIds": 404,
     "NotFound": 404,
     "PayloadTooLarge": 413,

@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from mloop.cli import (  # noqa: F401 - registers commands
+    audit_cmd,
     contract_cmds,
     data_cmds,
     export_cmd,
@@ -71,7 +72,11 @@ def exit_code(error: MloopError | type[MloopError]) -> int:
 def main() -> None:
     """Run the CLI; an MloopError becomes its message on stderr and a non-zero exit code."""
     try:
-        app(standalone_mode=False, prog_name="mloop")
+        # Without standalone mode click returns an exit code instead of raising: 130 after Ctrl-C, the code
+        # of ctx.exit(N); None (0) when a command returns normally.
+        code = app(standalone_mode=False, prog_name="mloop")
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except MloopError as exc:
         # escaped: a message quotes user data (column names, paths) that must not be read as Rich markup
         err_console.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)

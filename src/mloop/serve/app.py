@@ -164,7 +164,8 @@ class InferenceApp(FastAPI):
             model = service.startup_model or service.holder.current
             record = model.request_model if model is not None else None
             bodies = {PREDICT_PATH: ("PredictRecord", None), FEEDBACK_PATH: ("FeedbackItem", FeedbackItem)}
-            self.openapi_schema = complete_document(schema, record, bodies)
+            max_items = service.project.config.serve.max_batch_size
+            self.openapi_schema = complete_document(schema, record, bodies, max_items)
         return self.openapi_schema
 
 
@@ -217,7 +218,7 @@ def create_app(project: Project) -> FastAPI:
     app.add_middleware(InstrumentMiddleware, service=service)
     app.add_middleware(BodyLimitMiddleware, max_bytes=project.config.serve.max_body_bytes)
     # Outermost, so a refused request costs nothing else; keys are read here, in the entry point.
-    app.add_middleware(ApiKeyMiddleware, keys=_api_keys(project))
+    app.add_middleware(ApiKeyMiddleware, keys=_api_keys(project), feedback_paths=(FEEDBACK_PATH,))
     return app
 
 

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mloop.errors import (
     HTTPProblem,
+    InconsistentInput,
     InvalidInput,
     ModelUnavailable,
     NotFound,
@@ -33,8 +34,10 @@ class OrjsonResponse(JSONResponse):
 
 
 # The HTTP status of each problem (mloop.errors defines them; only serve decides how they are answered),
-# most specific class first; a problem of none of these classes answers 500.
+# most specific class first; a problem of none of these classes answers 500. 422 means the body breaks the
+# route's OpenAPI schema; 400, that it fits the schema but breaks a rule the schema can only state in words.
 STATUS: tuple[tuple[type[HTTPProblem], int], ...] = (
+    (InconsistentInput, 400),
     (InvalidInput, 422),
     (UnknownRequestIds, 404),
     (NotFound, 404),

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+from annotated_types import Interval
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 from pydantic_core import PydanticCustomError
 
@@ -35,7 +36,10 @@ def _numbers_only(value: Any) -> Any:
     return value
 
 
-_Integer = Annotated[int, BeforeValidator(_numbers_only)]
+# 64-bit: what the pipeline's integer columns hold, and what the schema can promise (orjson reads larger
+# integers as floats, which pydantic then refuses, so an unbounded "integer" would admit what fails).
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+_Integer = Annotated[int, Interval(ge=INT64_MIN, le=INT64_MAX), BeforeValidator(_numbers_only)]
 _Float = Annotated[float, BeforeValidator(_numbers_only), Field(allow_inf_nan=False)]
 
 

@@ -234,14 +234,16 @@ def test_health_and_ready(client: httpx.Client, champion: Any) -> None:
     assert client.get("/ready").json() == {"status": "ready", "model_version": champion[2]}
 
 
-def test_docs_show_the_contract_fields(client: httpx.Client) -> None:
+def test_docs_show_the_contract_fields(client: httpx.Client, project: Project) -> None:
     schema = client.get("/openapi.json").json()
     record = schema["components"]["schemas"]["PredictRecord"]
     assert record["properties"]["Gr_Liv_Area"]["type"] == "integer"
     assert "Gr_Liv_Area" in record["required"] and "Mas_Vnr_Type" not in record["required"]
     assert "BrkFace" in record["properties"]["Mas_Vnr_Type"]["description"]
     body = schema["paths"]["/v1/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
-    assert body["oneOf"][1]["type"] == "array"
+    assert body["anyOf"][1]["type"] == "array" and body["anyOf"][1]["minItems"] == 1
+    assert body["anyOf"][1]["maxItems"] == project.config.serve.max_batch_size
+    assert set(schema["paths"]["/v1/predict"]["post"]["responses"]) >= {"200", "401", "413", "422", "503"}
     assert client.get("/docs").status_code == 200
 
 

@@ -89,8 +89,17 @@ def test_mlflow_bad_payloads_are_4xx_naming_the_problem(
     split = _split(csv_rows.head(2), champion[1])
     split["data"][1] = split["data"][1][:-1]
     short = post(client, "/invocations", {"dataframe_split": split})
-    assert short.status_code == 422
+    assert short.status_code == 400  # the schema cannot say that a row has one value per column
     assert short.json()["detail"][0]["loc"] == ["body", "dataframe_split", "data", 1]
+
+    records = as_records(csv_rows.head(1), champion[1])
+    columns = {name: [value] for name, value in records[0].items()} | {"Gr_Liv_Area": ["big"]}
+    typed = post(client, "/invocations", {"inputs": columns})
+    assert typed.status_code == 400  # nor, for columns, which names and types they take
+    assert [p["loc"] for p in typed.json()["detail"]] == [["body", 0, "Gr_Liv_Area"]]
+
+    params = post(client, "/invocations", {"dataframe_records": records, "params": 3})
+    assert params.status_code == 422 and params.json()["detail"][0]["loc"] == ["body", "params"]
 
     records = as_records(csv_rows.head(2), champion[1])
     records[1]["Gr_Liv_Area"] = "big"
@@ -109,7 +118,9 @@ def test_mlflow_bad_payloads_are_4xx_naming_the_problem(
 
 
 def test_sagemaker_ping(client: httpx.Client) -> None:
-    assert client.get("/ping").status_code == 200
+    ping = client.get("/ping")
+    assert ping.status_code == 200 and ping.headers["content-type"] == "application/json"
+    assert ping.json()["status"] == "ready"
 
 
 def test_sagemaker_json_record_and_records(client: httpx.Client, champion: Any, csv_rows: pd.DataFrame) -> None:
@@ -128,7 +139,7 @@ def test_sagemaker_csv_without_header_answers_csv(client: httpx.Client, champion
     assert [float(v) for v in lines] == pytest.approx(expected(champion, csv_rows).tolist(), rel=REL)
 
     wrong = client.post("/invocations", content="1,2,3\n", headers={"content-type": "text/csv"})
-    assert wrong.status_code == 422 and "header" in wrong.json()["detail"][0]["msg"]
+    assert wrong.status_code == 400 and "header" in wrong.json()["detail"][0]["msg"]
 
 
 def test_sagemaker_port_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -210,15 +221,24 @@ def test_v2_bad_requests_name_the_problem(
     ragged = [dict(t) for t in inputs]
     ragged[3] = {**ragged[3], "shape": [1], "data": ragged[3]["data"][:1]}
     response = post(client, url, {"inputs": ragged})
-    assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["body", "inputs", 3, "shape"]
+    assert response.status_code == 400 and response.json()["detail"][0]["loc"] == ["body", "inputs", 3, "shape"]
 
     bad_value = [dict(t) for t in inputs]
     index = champion[1].features.index("Gr_Liv_Area")
     bad_value[index] = {**bad_value[index], "data": ["big", 1000]}
     response = post(client, url, {"inputs": bad_value})
-    assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["body", "inputs", 0, "Gr_Liv_Area"]
+    assert response.status_code == 400  # the value of row 0 in the Gr_Liv_Area tensor
+    assert response.json()["detail"][0]["loc"] == ["body", "inputs", index, "data", 0]
     assert "error" in response.json()
+
+    missing = post(client, url, {"inputs": [t for t in inputs if t["name"] != "Gr_Liv_Area"]})
+    assert missing.status_code == 400
+    assert {"loc": ["body", "inputs"], "msg": "no input tensor named 'Gr_Liv_Area'"}.items() <= missing.json()[
+        "detail"
+    ][0].items()
+
+    hashable = post(client, url, {"inputs": inputs, "outputs": [{"name": []}]})  # a TypeError, 500, before
+    assert hashable.status_code == 422 and hashable.json()["detail"][0]["loc"] == ["body", "outputs", 0, "name"]
 
     unknown = post(client, "/v2/models/nope/infer", {"inputs": inputs})
     assert unknown.status_code == 404
@@ -237,7 +257,7 @@ def test_docs_show_the_protocol_bodies(client: httpx.Client) -> None:
     components, paths = schema["components"]["schemas"], schema["paths"]
     invocations = paths["/invocations"]["post"]
     formats = invocations["requestBody"]["content"]
-    refs = {item.get("$ref", "").rsplit("/", 1)[-1] for item in formats["application/json"]["schema"]["oneOf"]}
+    refs = {item.get("$ref", "").rsplit("/", 1)[-1] for item in formats["application/json"]["schema"]["anyOf"]}
     assert {
         "MlflowDataframeSplit",
         "MlflowDataframeRecords",

@@ -59,6 +59,41 @@ def test_keys_guard_posts_and_admin_and_are_never_logged(
     assert KEY not in log and "second-key" not in log and "nope" not in log
 
 
+def test_a_predict_key_is_refused_on_admin_with_403_and_never_logged(
+    project: Project, champion: Any, csv_rows: pd.DataFrame, tmp_path: Path
+) -> None:
+    predict_key, admin_key, rotated = "predict-only-k3y-5678", "admin-k3y-9012", "rotated-predict-k3y-3456"
+    keys = tmp_path / "keys.txt"
+    keys.write_text(f"predict:{predict_key}\nadmin:{admin_key}\n", encoding="utf-8")
+    env = {"MLOOP_SERVE__API_KEYS_FILE": str(keys), "MLOOP_SERVE__RELOAD_INTERVAL_SECONDS": "3600"}
+    record = as_records(csv_rows.head(1), champion[1])[0]
+    with run_server(project, tmp_path, env=env) as srv, srv.client() as http:
+        as_predict = {"x-api-key": predict_key}
+        predicted = http.post("/v1/predict", json=record, headers=as_predict)
+        admin = http.post("/admin/reload", headers=as_predict)
+        feedback = http.post("/v1/feedback", json={"request_id": "x", "label": 1.0}, headers=as_predict)
+        by_admin_key = http.post("/v1/predict", json=record, headers={"x-api-key": admin_key})
+        reloaded = http.post("/admin/reload", headers={"authorization": f"Bearer {admin_key}"})
+
+        keys.write_text(f"predict:{rotated}\nadmin:{admin_key}\n", encoding="utf-8")  # rotation, no restart
+        accepted = lambda: http.post("/v1/predict", json=record, headers={"x-api-key": rotated}).status_code == 200  # noqa: E731
+        wait_for(accepted, "the rotated key to be accepted", timeout=15)
+        retired = http.post("/v1/predict", json=record, headers=as_predict)
+        log = srv.log()
+
+    assert predicted.status_code == 200
+    assert admin.status_code == 403 and "scope 'admin'" in admin.json()["detail"]
+    assert feedback.status_code == 403 and "scope 'feedback'" in feedback.json()["detail"]
+    assert by_admin_key.status_code == 403 and reloaded.status_code == 200
+    assert retired.status_code == 401
+    # No key is written anywhere: the server's output, the prediction log, the audit log, the spill files.
+    stored = b"".join(f.read_bytes() for f in (project.root / ".mloop").rglob("*") if f.is_file())
+    for key in (predict_key, admin_key, rotated):
+        assert key not in log and key.encode() not in stored, key
+    request_id = predicted.json()["request_id"]
+    assert request_id in PredictionStore(project.predictions_db).read()["request_id"].tolist()
+
+
 def _broken_version(project: Project, tmp_path: Path) -> str:
     """A registered version whose pickled model is garbage: loading it fails."""
     info = alias_version(project, CHAMPION)

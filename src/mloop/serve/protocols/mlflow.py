@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from mloop.errors import InvalidInput
+from mloop.errors import InconsistentInput, InvalidInput
 from mloop.serve.fastpath import records_of
 from mloop.serve.http import problem
 from mloop.serve.model_holder import LoadedModel
@@ -24,9 +24,11 @@ def _rows_to_records(columns: Any, data: Any, where: list[str | int]) -> list[An
         raise InvalidInput([problem([*where, "data"], "expected a list of rows", "list_type")])
     records = []
     for index, row in enumerate(data):
-        if not isinstance(row, list) or len(row) != len(columns):
+        if not isinstance(row, list):
+            raise InvalidInput([problem([*where, "data", index], "expected a list of values", "list_type")])
+        if len(row) != len(columns):
             msg = f"expected a list of {len(columns)} values, one per column"
-            raise InvalidInput([problem([*where, "data", index], msg, "list_length")])
+            raise InconsistentInput([problem([*where, "data", index], msg, "list_length")])
         records.append(dict(zip(columns, row, strict=True)))
     return records
 
@@ -39,7 +41,7 @@ def _columns_to_records(columns: dict[str, Any], where: list[str | int]) -> list
     n = max(lengths.values())
     for name, length in lengths.items():
         if length != n:
-            raise InvalidInput(
+            raise InconsistentInput(
                 [problem([*where, name], f"expected a list of {n} values like the other columns", "list_length")]
             )
     return [{name: values[i] for name, values in columns.items()} for i in range(n)]
@@ -53,6 +55,8 @@ def mlflow_records(payload: dict[str, Any]) -> list[Any]:
         got = ", ".join(sorted(payload))
         msg = f"expected exactly one of {', '.join(MLFLOW_KEYS)} (and optionally params); got {got}"
         raise InvalidInput([problem(["body"], msg, "mlflow_format")])
+    if "params" in payload and not isinstance(payload["params"], dict):
+        raise InvalidInput([problem(["body", "params"], "expected an object of inference parameters", "dict_type")])
     key = keys[0]
     value = payload[key]
     if key == "dataframe_split":
@@ -74,6 +78,14 @@ def mlflow_records(payload: dict[str, Any]) -> list[Any]:
     raise InvalidInput([problem(["body", key], "expected a list of records or an object of columns", "model_type")])
 
 
+def columnar(payload: dict[str, Any]) -> bool:
+    """Whether an MLflow JSON body holds columns (split, or an object of columns), whose feature names and
+    types its schema cannot check: their problems answer 400, those of records 422."""
+    if "dataframe_split" in payload:
+        return True
+    return any(isinstance(payload.get(key), dict) for key in ("inputs", "instances"))
+
+
 def _read_csv(body: bytes, model: LoadedModel, header: bool) -> pd.DataFrame:
     contract = model.contract
     text_columns = {c: str for c, s in contract.columns.items() if s.dtype in ("string", "datetime")}
@@ -85,7 +97,7 @@ def _read_csv(body: bytes, model: LoadedModel, header: bool) -> pd.DataFrame:
             dtype=text_columns,
         )
     except (ValueError, pd.errors.ParserError) as exc:
-        raise InvalidInput([problem(["body"], f"the body is not readable CSV: {exc}", "csv_invalid")]) from None
+        raise InconsistentInput([problem(["body"], f"the body is not readable CSV: {exc}", "csv_invalid")]) from None
 
 
 def csv_records(body: bytes, model: LoadedModel) -> tuple[list[Any], str]:
@@ -99,11 +111,11 @@ def csv_records(body: bytes, model: LoadedModel) -> tuple[list[Any], str]:
             f"a CSV without a header needs {len(model.contract.features)} values per row, the features in the "
             f"order of GET /v1/model; or start with a header row of feature names"
         )
-        raise InvalidInput([problem(["body", 0], msg, "csv_columns")])
+        raise InconsistentInput([problem(["body", 0], msg, "csv_columns")])
     frame = _read_csv(body, model, has_header)
     if frame.empty:
-        raise InvalidInput([problem(["body"], "the CSV has no rows", "too_short")])
+        raise InconsistentInput([problem(["body"], "the CSV has no rows", "too_short")])
     return records_of(frame), "mlflow" if has_header else "sagemaker"
 
 
-__all__ = ["MLFLOW_KEYS", "csv_records", "mlflow_records"]
+__all__ = ["MLFLOW_KEYS", "columnar", "csv_records", "mlflow_records"]
