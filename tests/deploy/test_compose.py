@@ -3,7 +3,8 @@ the stream consumer, docs/streaming-deploy.md) says.
 
 Debian's `docker-compose` 1.29 checks the file against the Compose specification (unknown keys are errors)
 without a Docker engine; the structure tests read its resolved output (`config`), so they see what
-`docker compose up` would run: interpolated variables, absolute mount paths, normalised ports.
+`docker compose up` would run: interpolated variables, absolute mount paths, normalised ports. The `train`
+one-shot's command runs for real, with the installed `mloop` against a real MLflow server.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,8 @@ import yaml
 
 from mloop.cli.main import app
 from mloop.config import load_config
+from tests.helpers.cli import MLOOP_SCRIPT, clean_env
+from tests.helpers.servers import mlflow_server
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_DIR = REPO / "deploy" / "compose"
@@ -465,22 +467,77 @@ def test_one_shot_scripts_are_valid_posix_shell(services: dict[str, dict[str, An
         assert done.returncode == 0, done.stdout
 
 
-@pytest.mark.parametrize(("registry", "trains"), [("[]", True), ('[{"version": "1", "aliases": ["champion"]}]', False)])
-def test_the_train_service_trains_only_when_there_is_no_champion(
-    services: dict[str, dict[str, Any]], tmp_path: Path, registry: str, trains: bool
-) -> None:
-    """The `train` script with a stand-in `mloop`: `models --json` prints the registry, `run` is recorded."""
-    calls = tmp_path / "calls"
-    fake = tmp_path / "mloop"
-    fake.write_text(
-        f'#!/bin/sh\necho "$*" >> {calls}\nif [ "$1" = models ]; then echo \'{registry}\'; fi\n', encoding="utf-8"
-    )
-    fake.chmod(0o755)
-    env = dict(os.environ) | {
-        "PATH": os.pathsep.join([str(tmp_path), str(Path(sys.executable).parent), "/usr/bin:/bin"])
+def train_service_env(service: dict[str, Any], project_dir: Path, tracking_uri: str) -> dict[str, str]:
+    """The `train` service's own environment, with the two things only a container has replaced: the project
+    folder (its mloop.yaml, from deploy/compose/project) and the MLflow server (`http://mlflow:5000`). The data
+    is the file the service's bind mount points at, by its path on this machine."""
+    env = clean_env(drop=STACK_VARIABLES) | {k: str(v) for k, v in service["environment"].items()}
+    project_config = host_path_of(service, env["MLOOP_CONFIG"])
+    assert project_config is not None and project_config.is_file()
+    (project_dir / "mloop.yaml").write_bytes(project_config.read_bytes())
+    data_source = str(load_config(project_config).data.source)
+    data_file = host_path_of(service, data_source)
+    assert data_file is not None and data_file.is_file(), f"data.source {data_source} is not mounted"
+    assert env["MLOOP_TRACKING__URI"] == "http://mlflow:5000"
+    return env | {
+        "MLOOP_CONFIG": str(project_dir / "mloop.yaml"),
+        "MLOOP_DATA__SOURCE": str(data_file),
+        "MLOOP_TRACKING__URI": tracking_uri,
+        # The installed CLI first on PATH (`mloop`, and the `python3` the script pipes into), as in the image.
+        "PATH": os.pathsep.join([str(Path(MLOOP_SCRIPT).parent), "/usr/bin", "/bin"]),
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",  # a server that died fails the test at once, not after minutes
     }
-    done = subprocess.run(
-        ["sh", "-ec", shell_script(services["train"])], env=env, capture_output=True, text=True, timeout=60, check=False
+
+
+def run_train_service(service: dict[str, Any], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The service's entrypoint and command, as Compose runs them in the container."""
+    return subprocess.run(
+        [*service["entrypoint"], *service["command"]],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
     )
-    assert done.returncode == 0, done.stderr
-    assert calls.read_text(encoding="utf-8").splitlines() == (["models --json", "run"] if trains else ["models --json"])
+
+
+def test_the_train_service_trains_a_champion_once(services: dict[str, dict[str, Any]], tmp_path: Path) -> None:
+    """The `train` one-shot with the real `mloop` against a real MLflow server: the first start trains, registers
+    and promotes the project's first model; the next start finds the champion and trains nothing."""
+    from mlflow import MlflowClient
+
+    train = services["train"]
+    assert Path(MLOOP_SCRIPT).is_file(), f"the installed CLI is missing: {MLOOP_SCRIPT}"
+    project_dir = tmp_path / "project"
+    project_dir.mkdir()
+    store = tmp_path / "mlflow"
+    store.mkdir()
+    with mlflow_server(
+        f"sqlite:///{store / 'mlflow.db'}",
+        tmp_path / "mlflow.log",
+        artifacts_destination=(store / "artifacts").as_uri(),
+    ) as server:
+        env = train_service_env(train, project_dir, server.url)
+        name = load_config(project_dir / "mloop.yaml").name
+        client = MlflowClient(tracking_uri=server.url, registry_uri=server.url)
+
+        first = run_train_service(train, env, project_dir)
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert "promoted to champion" in first.stdout, first.stdout
+        (version,) = client.search_model_versions(f"name='{name}'")
+        champion = client.get_model_version_by_alias(name, "champion")
+        assert champion.version == version.version == "1"
+        assert champion.tags["mloop.data_source"] == env["MLOOP_DATA__SOURCE"]
+        experiment = client.get_experiment_by_name(name)
+        assert experiment is not None
+        runs = client.search_runs([experiment.experiment_id])
+        assert len(runs) == 1 and runs[0].info.run_id == champion.run_id
+        # The model's files went through the server to its artifact store (as to MinIO in the stack).
+        assert list((store / "artifacts").rglob("MLmodel")), "no model artifact reached the MLflow server's store"
+
+        again = run_train_service(train, env, project_dir)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "snapshot" not in again.stdout and "promoted" not in again.stdout, again.stdout
+        assert [v.version for v in client.search_model_versions(f"name='{name}'")] == ["1"]
+        assert len(client.search_runs([experiment.experiment_id])) == 1

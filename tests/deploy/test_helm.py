@@ -39,6 +39,10 @@ RELEASE = "rel"
 SERVER = f"{RELEASE}-mloop"  # the API's Deployment, Service, ServiceMonitor
 STREAM = f"{RELEASE}-mloop-stream"  # the stream consumer's Deployment, Service, ServiceMonitor, ScaledObject
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule", "ScaledObject"}
+# A PostgreSQL prediction log from an existing Secret: what more than one server or consumer pod needs.
+PG_LOG = "predictionLog.existingSecret=predictions-db"
+PREDICTIONS_URL = "MLOOP_MONITOR__PREDICTIONS_URL"
+SQLITE_REFUSED = "with the SQLite prediction log"
 POD_KINDS = {"Deployment", "CronJob", "Job", "Pod"}
 OPTIONAL_KINDS = {
     "HorizontalPodAutoscaler",
@@ -310,7 +314,7 @@ def test_optional_objects_appear_only_when_enabled(default: list[Doc], productio
 @pytest.mark.parametrize(
     ("setting", "kind"),
     [
-        ("autoscaling.enabled=true", "HorizontalPodAutoscaler"),
+        (f"autoscaling.enabled=true,{PG_LOG}", "HorizontalPodAutoscaler"),
         ("ingress.enabled=true", "Ingress"),
         ("podDisruptionBudget.enabled=true", "PodDisruptionBudget"),
         ("metrics.serviceMonitor.enabled=true", "ServiceMonitor"),
@@ -447,6 +451,137 @@ def test_secrets_are_referenced_never_embedded(production: list[Doc]) -> None:
     assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].startswith("arn:aws:iam::")
 
 
+# --- the prediction log: PostgreSQL for several pods, SQLite refused there -------------------------------------
+
+
+def mloop_containers(docs: list[Doc]) -> Iterator[tuple[str, Doc]]:
+    """Every container running mloop (servers, consumers, job pods), named kind/object/container."""
+    for doc in docs:
+        if doc["kind"] in {"Deployment", "CronJob", "Job"}:
+            for container in pod_spec(doc)["containers"]:
+                yield f"{doc['kind']}/{doc['metadata']['name']}/{container['name']}", container
+
+
+def refusal(helm: str, values: Sequence[Path], *sets: str) -> str:
+    """The stderr of a `helm template` that must fail."""
+    args = [helm, "template", RELEASE, str(CHART), *[a for p in values for a in ("-f", str(p))]]
+    result = run([*args, *[a for s in sets for a in ("--set", s)]])
+    assert result.returncode != 0, f"rendered although it should not: {sets}"
+    return result.stderr
+
+
+@pytest.mark.parametrize("values", ["production", "streaming"])
+def test_production_writes_the_postgresql_prediction_log(render: Callable[..., list[Doc]], values: str) -> None:
+    """Several server (and consumer) pods on several nodes: every pod reads the log's URL from an existing Secret."""
+    docs = render(VALUES[values])
+    settings = yaml.safe_load(PRODUCTION.read_text(encoding="utf-8"))
+    secret = settings["predictionLog"]
+    assert secret["existingSecret"] and settings["autoscaling"]["maxReplicas"] > 1
+    named = dict(mloop_containers(docs))
+    assert {name.split("/")[-1] for name in named} >= {"server", "monitor", "retrain", "train"}
+    assert ("stream" in {name.split("/")[-1] for name in named}) == (values == "streaming")
+    for name, container in named.items():
+        entry = env_of(container)[PREDICTIONS_URL]
+        assert entry == {
+            "name": PREDICTIONS_URL,
+            "valueFrom": {"secretKeyRef": {"name": secret["existingSecret"], "key": secret["key"]}},
+        }, name
+    assert "Secret" not in kinds(docs)  # referenced, never made by the chart
+    config = yaml.safe_load(one(docs, "ConfigMap")["data"]["mloop.yaml"])
+    assert "predictions_url" not in (config.get("monitor") or {})  # no URL, let alone a password, in the ConfigMap
+    # The NetworkPolicy lets the pods reach PostgreSQL.
+    egress = one(docs, "NetworkPolicy", "-server")["spec"]["egress"]
+    assert any(port.get("port") == 5432 for rule in egress for port in rule.get("ports", []))
+
+
+@pytest.mark.parametrize(
+    ("values", "sets", "message"),
+    [
+        ((), ("server.replicaCount=2",), "server.replicaCount is 2"),
+        ((), ("autoscaling.enabled=true",), "autoscaling.maxReplicas is 10"),
+        ((), ("autoscaling.enabled=true", "autoscaling.maxReplicas=2"), "autoscaling.maxReplicas is 2"),
+        ((PRODUCTION,), ("predictionLog.existingSecret=",), "autoscaling.maxReplicas is 8"),
+        ((), ("stream.enabled=true", "stream.replicas=3"), "stream.replicas is 3"),
+        ((), ("stream.enabled=true", "stream.keda.enabled=true"), "stream.keda.maxReplicaCount is 10"),
+    ],
+    ids=["replicas", "hpa-default", "hpa-2", "production-without-postgres", "stream-replicas", "stream-keda"],
+)
+def test_a_sqlite_prediction_log_with_several_pods_is_refused(
+    helm: str, values: tuple[Path, ...], sets: tuple[str, ...], message: str
+) -> None:
+    stderr = refusal(helm, values, *sets)
+    assert f"{message} {SQLITE_REFUSED}" in stderr, stderr
+    assert "safe only for writers on one node" in stderr and "predictionLog.existingSecret" in stderr, stderr
+
+
+def test_a_single_pod_may_keep_the_sqlite_prediction_log(render: Callable[..., list[Doc]], default: list[Doc]) -> None:
+    assert one(default, "Deployment")["spec"]["replicas"] == 1
+    for docs in (default, render(None, "stream.enabled=true", "persistence.enabled=true", "monitor.enabled=true")):
+        for name, container in mloop_containers(docs):
+            assert PREDICTIONS_URL not in env_of(container), name  # the workspace's .mloop/predictions.db
+    # One pod under an HPA (maxReplicas 1) and one KEDA-scaled consumer are still one writer each.
+    docs = render(
+        None,
+        "autoscaling.enabled=true",
+        "autoscaling.minReplicas=1",
+        "autoscaling.maxReplicas=1",
+        "stream.enabled=true",
+        "stream.keda.enabled=true",
+        "stream.keda.maxReplicaCount=1",
+    )
+    assert one(docs, "HorizontalPodAutoscaler")["spec"]["maxReplicas"] == 1
+
+
+@pytest.mark.parametrize(
+    "sets",
+    [
+        (PG_LOG, "predictionLog.key=uri"),
+        ("secretEnv[0].name=MLOOP_MONITOR__PREDICTIONS_URL", "secretEnv[0].secretName=db", "secretEnv[0].key=url"),
+        ("config.monitor.predictions_url=postgresql://mloop@db.example:5432/predictions",),
+    ],
+    ids=["predictionLog", "secretEnv", "config-without-password"],
+)
+def test_a_postgresql_prediction_log_allows_several_pods(
+    render: Callable[..., list[Doc]], sets: tuple[str, ...]
+) -> None:
+    docs = render(None, "server.replicaCount=3", "stream.enabled=true", "stream.replicas=2", *sets)
+    assert one(docs, "Deployment", SERVER)["spec"]["replicas"] == 3
+    if sets[0] == PG_LOG:
+        (server,) = pod_spec(one(docs, "Deployment", SERVER))["containers"]
+        ref = env_of(server)[PREDICTIONS_URL]["valueFrom"]["secretKeyRef"]
+        assert ref == {"name": "predictions-db", "key": "uri"}
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (
+            ("config.monitor.predictions_url=postgresql://mloop:hunter2@db:5432/p",),
+            "monitor.predictions_url in mloop.yaml carries a password in plain text",
+        ),
+        (
+            ("env[0].name=MLOOP_MONITOR__PREDICTIONS_URL", "env[0].value=postgresql://mloop@db/p?password=hunter2"),
+            "env MLOOP_MONITOR__PREDICTIONS_URL carries a password in plain text",
+        ),
+        (("config.monitor.predictions_url=sqlite:///log.db",), "is not a PostgreSQL URL"),
+        (
+            (
+                PG_LOG,
+                "secretEnv[0].name=MLOOP_MONITOR__PREDICTIONS_URL",
+                "secretEnv[0].secretName=a",
+                "secretEnv[0].key=b",
+            ),
+            "MLOOP_MONITOR__PREDICTIONS_URL is set more than once (predictionLog.existingSecret, secretEnv)",
+        ),
+    ],
+    ids=["password-in-config", "password-in-env", "not-postgresql", "twice"],
+)
+def test_a_prediction_log_url_the_chart_cannot_use_is_refused(helm: str, sets: tuple[str, ...], message: str) -> None:
+    stderr = refusal(helm, (), *sets)
+    assert message in stderr, stderr
+    assert "hunter2" not in stderr  # the message never repeats the password
+
+
 def test_gpu_and_scheduling(render: Callable[..., list[Doc]], default: list[Doc], production: list[Doc]) -> None:
     assert "nvidia.com/gpu" not in json.dumps(default)
     docs = render(None, "server.gpu=1", "server.nodeSelector.gpu=yes", "server.tolerations[0].key=nvidia.com/gpu")
@@ -476,7 +611,7 @@ def test_autoscaling_metrics(render: Callable[..., list[Doc]], production: list[
     metrics = {m["type"]: m for m in hpa["spec"]["metrics"]}
     assert metrics["Resource"]["resource"]["name"] == "cpu"
     assert metrics["Pods"]["pods"]["metric"]["name"] == "mloop_requests_per_second"
-    cpu_only = one(render(None, "autoscaling.enabled=true"), "HorizontalPodAutoscaler")
+    cpu_only = one(render(None, "autoscaling.enabled=true", PG_LOG), "HorizontalPodAutoscaler")
     assert [m["type"] for m in cpu_only["spec"]["metrics"]] == ["Resource"]
 
 
@@ -589,7 +724,9 @@ def test_stream_adds_only_its_own_objects(render: Callable[..., list[Doc]], defa
     names = sorted((d["kind"], d["metadata"]["name"]) for d in stream_objects(docs))
     assert names == [("Deployment", STREAM), ("NetworkPolicy", STREAM), ("Service", STREAM)]
     assert [d for d in docs if d not in stream_objects(docs)] == default  # the server's objects are as they were
-    scaled = render(None, "stream.enabled=true", "stream.keda.enabled=true", "metrics.serviceMonitor.enabled=true")
+    scaled = render(
+        None, "stream.enabled=true", "stream.keda.enabled=true", "metrics.serviceMonitor.enabled=true", PG_LOG
+    )
     added = {(d["kind"], d["metadata"]["name"]) for d in stream_objects(scaled)} - set(names)
     assert added == {("ScaledObject", STREAM), ("ServiceMonitor", STREAM)}
 
@@ -648,7 +785,7 @@ def test_stream_defaults(render: Callable[..., list[Doc]]) -> None:
     assert options["--group"] == SERVER  # the release's full name
     assert "--dead-letter" not in options and "--labels" not in options  # the consumer's defaults
     assert options["--batch-size"] == "500" and options["--linger-ms"] == "5" and options["--metrics-port"] == "9109"
-    deployment = one(render(None, "stream.enabled=true", "stream.replicas=3"), "Deployment", STREAM)
+    deployment = one(render(None, "stream.enabled=true", "stream.replicas=3", PG_LOG), "Deployment", STREAM)
     assert deployment["spec"]["replicas"] == 3
 
 
@@ -730,7 +867,7 @@ def test_keda_scales_the_consumer_deployment(streaming: list[Doc]) -> None:
 
 
 def test_keda_redis_settings_come_from_the_source_unless_set(render: Callable[..., list[Doc]], helm: str) -> None:
-    keda = ("stream.enabled=true", "stream.keda.enabled=true")
+    keda = ("stream.enabled=true", "stream.keda.enabled=true", PG_LOG)
 
     def metadata(*sets: str) -> dict[str, str]:
         (trigger,) = one(render(None, *keda, *sets), "ScaledObject")["spec"]["triggers"]
@@ -783,6 +920,7 @@ def test_keda_prometheus_trigger_reads_the_exported_lag(
         "stream.keda.enabled=true",
         "stream.keda.trigger=prometheus",
         "stream.keda.lagPerReplica=5000",
+        PG_LOG,
     )
     (trigger,) = one(docs, "ScaledObject")["spec"]["triggers"]
     assert trigger["type"] == "prometheus"
@@ -796,7 +934,7 @@ def test_keda_prometheus_trigger_reads_the_exported_lag(
         ("stream.keda.minReplicaCount=0", "minReplicaCount >= 1"),
         ("stream.keda.trigger=cpu", 'stream.keda.trigger "cpu"'),
     ]:
-        sets = ["stream.enabled=true", "stream.keda.enabled=true", "stream.keda.trigger=prometheus", bad]
+        sets = ["stream.enabled=true", "stream.keda.enabled=true", "stream.keda.trigger=prometheus", PG_LOG, bad]
         result = run([helm, "template", RELEASE, str(CHART), *[a for s in sets for a in ("--set", s)]])
         assert result.returncode != 0 and message in result.stderr, (bad, result.stderr)
 

@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mloop.cli.app import JsonOption, app, console, emit_json, project
+from mloop.cli.app import JsonOption, app, console, emit_json, err_console, project
 
 if TYPE_CHECKING:
     from mloop.retrain.controller import RetrainResult
+    from mloop.retrain.watch import Outcome, Waiting
 
 
 @app.command()
@@ -135,38 +136,84 @@ def demo(
     run_demo(folder, port)
 
 
+def _report_check(outcome: Outcome[RetrainResult | Waiting], *, as_json: bool, verbose: bool) -> None:
+    """One line per check of `mloop watch`: a failure on stderr (its traceback too with -v), else on stdout."""
+    from mloop.retrain.watch import Waiting, describe
+
+    result, error, number = outcome.result, outcome.error, outcome.check
+    if error is not None:
+        if as_json:
+            line = {
+                "check": number,
+                "failed": describe(error),
+                "error": type(error).__name__,
+                "failures": outcome.failures,
+                "next_in_s": outcome.next_in,
+            }
+            typer.echo(json.dumps(line))
+        else:
+            retry = "" if outcome.next_in is None else f"; retrying in {outcome.next_in:g}s"
+            streak = f" ({outcome.failures} failed checks in a row)" if outcome.failures > 1 else ""
+            text = f"check {number} failed: {describe(error)}{retry}{streak}"
+            # soft_wrap: one line however wide (a daemon's log is read line by line); a message is no markup
+            err_console.print(text, markup=False, highlight=False, soft_wrap=True)
+        if verbose:
+            import traceback
+
+            typer.echo("".join(traceback.format_exception(error)), err=True, nl=False)
+    elif isinstance(result, Waiting):
+        if as_json:
+            typer.echo(json.dumps({"check": number, "waiting": result.message}))
+        else:
+            console.print(f"waiting: {result.message}")
+    elif result is not None:
+        if as_json:
+            typer.echo(json.dumps({"check": number, **_retrain_summary(result)}))
+        elif result.version is None:
+            blockers = "; ".join(result.decision.blockers)
+            console.print(f"no retraining needed{': ' + blockers if blockers else ''}")
+        else:
+            verdict = "promoted" if result.promoted else "kept the champion"
+            console.print(f"retrained → version {result.version.version}: {verdict}")
+
+
 @app.command()
 def watch(
     ctx: typer.Context,
     interval: Annotated[float, typer.Option(help="Seconds between checks.")] = 60.0,
     cycles: Annotated[int | None, typer.Option(help="Stop after this many checks (default: run until Ctrl-C).")] = None,
+    backoff: Annotated[
+        float, typer.Option(min=0.001, help="Seconds before retrying a failed check; doubles while checks fail.")
+    ] = 1.0,
+    max_backoff: Annotated[float, typer.Option(min=0.001, help="Longest wait between failed checks.")] = 300.0,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per check, a line each.")] = False,
 ) -> None:
-    """Run the retraining controller as a daemon: monitor, retrain if needed, repeat."""
-    import time
+    """Run the retraining controller as a daemon: monitor, retrain if needed, repeat.
 
-    from mloop.errors import MonitorError, ProfileError
-    from mloop.retrain.controller import retrain
+    A failed check (MLflow or the database down, ...) is reported and retried after a backoff; a broken
+    mloop.yaml, Ctrl-C and SIGTERM stop it. With --cycles, a last check that failed sets the exit code.
+    """
+    import functools
+    import sys
 
-    proj = project(ctx)
-    done = 0
-    while cycles is None or done < cycles:
-        try:
-            result = retrain(proj, if_needed=True)
-        except (MonitorError, ProfileError) as exc:  # no traffic (or reference) yet is no reason to stop watching
-            if as_json:
-                typer.echo(json.dumps({"check": done + 1, "waiting": exc.message}))
-            else:
-                console.print(f"waiting: {exc.message}")
-        else:
-            if as_json:
-                typer.echo(json.dumps({"check": done + 1, **_retrain_summary(result)}))
-            elif result.version is None:
-                blockers = "; ".join(result.decision.blockers)
-                console.print(f"no retraining needed{': ' + blockers if blockers else ''}")
-            else:
-                verdict = "promoted" if result.promoted else "kept the champion"
-                console.print(f"retrained → version {result.version.version}: {verdict}")
-        done += 1
-        if cycles is None or done < cycles:
-            time.sleep(interval)
+    from mloop.cli.main import exit_code
+    from mloop.errors import MloopError
+    from mloop.retrain.watch import Backoff, check, run_watch, sigterm_exits
+
+    proj = project(ctx)  # a broken mloop.yaml stops the daemon here, before any check
+    report = functools.partial(_report_check, as_json=as_json, verbose=bool(ctx.obj.get("verbose")))
+
+    try:
+        with sigterm_exits():  # SIGTERM: SystemExit(143), at once, wherever the loop is
+            last = run_watch(
+                lambda: check(proj),
+                report,
+                interval=interval,
+                cycles=cycles,
+                backoff=Backoff(initial=backoff, maximum=max_backoff),
+            )
+    except KeyboardInterrupt:
+        # 130, the shell's code for Ctrl-C, without the rest of the CLI's handling in between.
+        sys.exit(130)
+    if last is not None and last.error is not None:  # --cycles ran out on a failure: say so to the caller
+        sys.exit(exit_code(last.error) if isinstance(last.error, MloopError) else 1)

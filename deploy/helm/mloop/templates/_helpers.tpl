@@ -125,6 +125,13 @@ app.kubernetes.io/component: {{ .component }}
 - name: MLOOP_SERVE__API_KEYS_FILE
   value: {{ printf "/etc/mloop/secrets/%s" .Values.apiKeys.key | quote }}
 {{- end }}
+{{- with .Values.predictionLog.existingSecret }}
+- name: {{ include "mloop.predictionLog.variable" $ }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.Values.predictionLog.key }}
+{{- end }}
 {{- range .Values.secretEnv }}
 - name: {{ required "secretEnv[].name is required" .name }}
   valueFrom:
@@ -364,4 +371,82 @@ initContainers:
 {{- $tls = toString (eq (default "" $url.scheme) "rediss") }}
 {{- end }}
 {{- toJson (dict "address" $address "stream" $stream "databaseIndex" $db "enableTLS" $tls) }}
+{{- end }}
+
+{{/* The prediction log. PostgreSQL when predictionLog.existingSecret is set, when `secretEnv` or `env` sets
+MLOOP_MONITOR__PREDICTIONS_URL, or when the chart's mloop.yaml names monitor.predictions_url; SQLite otherwise.
+A literal URL (env value, mloop.yaml) must be PostgreSQL's and carry no password: that belongs in a Secret. */}}
+{{- define "mloop.predictionLog.variable" -}}MLOOP_MONITOR__PREDICTIONS_URL{{- end }}
+
+{{- define "mloop.predictionLog.checkLiteral" -}}
+{{- if not (regexMatch "^postgres(ql)?(\\+psycopg)?://" .url) }}
+{{- fail (printf "%s is not a PostgreSQL URL (postgresql://user@host:5432/db): the prediction log is SQLite unless it names a PostgreSQL one" .where) }}
+{{- end }}
+{{- if or (regexMatch "://[^/@]*:[^/@]*@" .url) (regexMatch "(?i)[?&]password=" .url) }}
+{{- fail (printf "%s carries a password in plain text: keep the URL in an existing Secret and set predictionLog.existingSecret (or secretEnv) instead" .where) }}
+{{- end }}
+{{- end }}
+
+{{/* "true" when the prediction log is PostgreSQL, "" when SQLite; fails on a literal URL with a password. */}}
+{{- define "mloop.predictionLog.postgres" -}}
+{{- $var := include "mloop.predictionLog.variable" . }}
+{{- $found := list }}
+{{- if .Values.predictionLog.existingSecret }}
+{{- $_ := required "predictionLog.key is required (the key of predictionLog.existingSecret holding the URL)" .Values.predictionLog.key }}
+{{- $found = append $found "predictionLog.existingSecret" }}
+{{- end }}
+{{- range .Values.secretEnv }}
+{{- if eq (toString .name) $var }}
+{{- $found = append $found "secretEnv" }}
+{{- end }}
+{{- end }}
+{{- range .Values.env }}
+{{- if eq (toString .name) $var }}
+{{- if hasKey . "value" }}
+{{- include "mloop.predictionLog.checkLiteral" (dict "url" (toString .value) "where" (printf "env %s" $var)) }}
+{{- end }}
+{{- $found = append $found "env" }}
+{{- end }}
+{{- end }}
+{{- if gt (len $found) 1 }}
+{{- fail (printf "%s is set more than once (%s): set it in one place" $var (join ", " $found)) }}
+{{- end }}
+{{- $config := dict }}
+{{- if not (or .Values.existingConfigMap .Values.bakedProject.enabled) }}
+{{- $config = ternary (fromYaml .Values.configYaml) (default dict .Values.config) (ne .Values.configYaml "") }}
+{{- end }}
+{{- $url := "" }}
+{{- if kindIs "map" $config.monitor }}
+{{- $url = toString (default "" $config.monitor.predictions_url) }}
+{{- end }}
+{{- if $url }}
+{{- include "mloop.predictionLog.checkLiteral" (dict "url" $url "where" "monitor.predictions_url in mloop.yaml") }}
+{{- end }}
+{{- if or $found $url }}true{{- end }}
+{{- end }}
+
+{{/* Refuses a SQLite prediction log that more than one pod of the server or of the stream consumer would write. */}}
+{{- define "mloop.predictionLog.check" -}}
+{{- if not (include "mloop.predictionLog.postgres" .) }}
+{{- $many := list }}
+{{- if .Values.autoscaling.enabled }}
+{{- if gt (int .Values.autoscaling.maxReplicas) 1 }}
+{{- $many = append $many (printf "autoscaling.maxReplicas is %d" (int .Values.autoscaling.maxReplicas)) }}
+{{- end }}
+{{- else if gt (int .Values.server.replicaCount) 1 }}
+{{- $many = append $many (printf "server.replicaCount is %d" (int .Values.server.replicaCount)) }}
+{{- end }}
+{{- if .Values.stream.enabled }}
+{{- if .Values.stream.keda.enabled }}
+{{- if gt (int .Values.stream.keda.maxReplicaCount) 1 }}
+{{- $many = append $many (printf "stream.keda.maxReplicaCount is %d" (int .Values.stream.keda.maxReplicaCount)) }}
+{{- end }}
+{{- else if gt (int .Values.stream.replicas) 1 }}
+{{- $many = append $many (printf "stream.replicas is %d" (int .Values.stream.replicas)) }}
+{{- end }}
+{{- end }}
+{{- if $many }}
+{{- fail (printf "%s with the SQLite prediction log: SQLite (.mloop/predictions.db in the workspace) is safe only for writers on one node, and pods without a shared volume each keep a log of their own. Use the PostgreSQL prediction log (predictionLog.existingSecret: an existing Secret holding its postgresql:// URL) or run one replica." (join " and " $many)) }}
+{{- end }}
+{{- end }}
 {{- end }}
