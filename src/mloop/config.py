@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from mloop.errors import ConfigError
@@ -273,6 +273,63 @@ class ServeConfig(_Section):
         description="Refuse a model version without the artifact hash recorded at registration "
         "(mloop.artifact_sha256); a recorded hash is always checked before loading.",
     )
+    tls_certfile: str | None = Field(
+        default=None, description="PEM certificate (chain): serve HTTPS with it (relative to mloop.yaml)."
+    )
+    tls_keyfile: str | None = Field(default=None, description="PEM private key of tls_certfile.")
+    tls_ca_certs: str | None = Field(
+        default=None, description="CA bundle: clients must then present a certificate it signed (mutual TLS)."
+    )
+    rate_limit: str | None = Field(
+        default=None,
+        description="Most POSTs per API key or token subject (per client address without keys), in the "
+        "`limits` syntax: '100/second', '5000/minute'. Over it: 429 with Retry-After.",
+    )
+    rate_limit_storage: str = Field(
+        default="memory://",
+        description="Where request counts live: memory:// (each worker process its own), or redis://HOST:PORT "
+        "for one limit across workers and replicas.",
+    )
+    jwt_jwks_url: str | None = Field(
+        default=None,
+        description="JWKS URL of an OIDC provider: bearer tokens it signed are accepted beside API keys, their "
+        "'scope' (or 'scp') claim giving predict, feedback, admin.",
+    )
+    jwt_issuer: str | None = Field(default=None, description="The 'iss' a token must carry (with jwt_jwks_url).")
+    jwt_audience: str | None = Field(default=None, description="The 'aud' a token must carry (with jwt_jwks_url).")
+    jwt_algorithms: list[str] = Field(
+        default_factory=lambda: ["RS256", "ES256"], description="Signature algorithms accepted (never 'none')."
+    )
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit_syntax(cls, value: str | None) -> str | None:
+        if value is not None:
+            from limits import parse  # only when a limit is configured
+
+            try:
+                parse(value)
+            except ValueError:
+                raise ValueError(f"expected a rate such as '100/second' or '5000/minute', not {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _pairs(self) -> ServeConfig:
+        if self.tls_keyfile and not self.tls_certfile:
+            raise ValueError("tls_keyfile needs tls_certfile")
+        if self.tls_certfile and not self.tls_keyfile:
+            raise ValueError("tls_certfile needs tls_keyfile")
+        # Without both, a token any tenant of the provider can get for any application would be accepted.
+        if self.jwt_jwks_url and not (self.jwt_issuer and self.jwt_audience):
+            raise ValueError("jwt_jwks_url needs jwt_issuer and jwt_audience")
+        return self
+
+    @field_validator("jwt_algorithms")
+    @classmethod
+    def _no_unsigned_tokens(cls, value: list[str]) -> list[str]:
+        if not value or any(a.lower() == "none" or a.upper().startswith("HS") for a in value):
+            raise ValueError("expected asymmetric algorithms such as RS256 or ES256 (not none, not HS*)")
+        return value
 
 
 class MonitorConfig(_Section):

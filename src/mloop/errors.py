@@ -25,7 +25,8 @@ so the CLI can load it before it knows which command runs.
     │   │   ├── NotFound               no such model or version on this server
     │   │   ├── PayloadTooLarge        too many records or bytes in one request
     │   │   ├── UnsupportedMediaType   a content type the route cannot read
-    │   │   ├── Unauthorized           no or a wrong API key
+    │   │   ├── Unauthorized           no or a wrong API key, or a token that does not verify
+    │   │   ├── TokenServiceDown       the JWKS that verifies bearer tokens cannot be fetched
     │   │   └── ModelUnavailable       no model is loaded yet, or the prediction log is not open
     │   └── StreamError            a stream URI is malformed, or its broker cannot be reached or written
     ├── MonitorError           monitoring has no data or no reference
@@ -139,6 +140,10 @@ class Unauthorized(HTTPProblem):
     pass
 
 
+class TokenServiceDown(HTTPProblem):
+    pass
+
+
 class ModelUnavailable(HTTPProblem):
     pass
 
@@ -180,6 +185,7 @@ __all__ = [
     "RetrainError",
     "ServeError",
     "StreamError",
+    "TokenServiceDown",
     "SourceError",
     "TrackingError",
     "TrainError",

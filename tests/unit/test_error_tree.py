@@ -46,6 +46,7 @@ EXPECTED_EXIT_CODES = {
     "PayloadTooLarge": 8,
     "UnsupportedMediaType": 8,
     "Unauthorized": 8,
+    "TokenServiceDown": 8,
     "ModelUnavailable": 8,
     "StreamError": 8,
     "MonitorError": 9,
@@ -60,6 +61,7 @@ EXPECTED_STATUS = {
     "PayloadTooLarge": 413,
     "UnsupportedMediaType": 415,
     "Unauthorized": 401,
+    "TokenServiceDown": 503,
     "ModelUnavailable": 503,
 }
 

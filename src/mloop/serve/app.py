@@ -39,6 +39,7 @@ from mloop.serve.http import BodyLimitMiddleware, OrjsonResponse
 from mloop.serve.protocols.openapi import complete_document
 from mloop.serve.protocols.sagemaker import invocations_router
 from mloop.serve.protocols.v2 import v2_router
+from mloop.serve.rate_limit import RateLimit
 from mloop.serve.schemas import (
     BatchPredictResponse,
     ErrorResponse,
@@ -52,6 +53,7 @@ from mloop.serve.schemas import (
 )
 from mloop.serve.security import ApiKeyMiddleware, ApiKeys
 from mloop.serve.service import Service, service_of
+from mloop.serve.tokens import TokenVerifier
 
 FEEDBACK_PATH = "/v1/feedback"
 
@@ -218,7 +220,14 @@ def create_app(project: Project) -> FastAPI:
     app.add_middleware(InstrumentMiddleware, service=service)
     app.add_middleware(BodyLimitMiddleware, max_bytes=project.config.serve.max_body_bytes)
     # Outermost, so a refused request costs nothing else; keys are read here, in the entry point.
-    app.add_middleware(ApiKeyMiddleware, keys=_api_keys(project), feedback_paths=(FEEDBACK_PATH,))
+    settings = project.config.serve
+    app.add_middleware(
+        ApiKeyMiddleware,
+        keys=_api_keys(project),
+        feedback_paths=(FEEDBACK_PATH,),
+        tokens=TokenVerifier.from_settings(settings),
+        limit=RateLimit(settings.rate_limit, settings.rate_limit_storage) if settings.rate_limit else None,
+    )
     return app
 
 

@@ -20,6 +20,7 @@ from mloop.errors import (
     ModelUnavailable,
     NotFound,
     PayloadTooLarge,
+    TokenServiceDown,
     Unauthorized,
     UnknownRequestIds,
     UnsupportedMediaType,
@@ -44,6 +45,7 @@ STATUS: tuple[tuple[type[HTTPProblem], int], ...] = (
     (PayloadTooLarge, 413),
     (UnsupportedMediaType, 415),
     (Unauthorized, 401),
+    (TokenServiceDown, 503),
     (ModelUnavailable, 503),
 )
 

@@ -11,14 +11,18 @@ import inspect
 import logging
 import os
 import socket
+import ssl
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
 from mloop.errors import ServeError
 from mloop.project import Project
 from mloop.serve.app import create_app
+
+if TYPE_CHECKING:
+    from mloop.config import ServeConfig
 
 CONFIG_ENV = "MLOOP_CONFIG"
 FACTORY = "mloop.serve.main:create_app_from_env"
@@ -69,6 +73,7 @@ def serve(config_path: Path, host: str = "127.0.0.1", port: int = 8000, workers:
 
     path = Path(config_path).resolve()
     settings = Project.load(path).config.serve  # a broken config fails here, before any worker starts
+    tls = tls_options(settings, path.parent)
     os.environ[CONFIG_ENV] = str(path)
     os.environ.setdefault(OMP_THREADS_ENV, "1")
     config = uvicorn.Config(
@@ -82,8 +87,32 @@ def serve(config_path: Path, host: str = "127.0.0.1", port: int = 8000, workers:
         # A worker imports the whole stack and loads (and verifies) the model before it answers the
         # supervisor's ping: uvicorn's 5 s default restarts it forever on a busy machine.
         timeout_worker_healthcheck=WORKER_STARTUP_SECONDS,
+        **tls,
     )
     run_uvicorn(config)
+
+
+def tls_options(settings: ServeConfig, root: Path) -> dict[str, Any]:
+    """uvicorn's TLS arguments from serve.tls_* (paths relative to mloop.yaml's folder); {} without TLS.
+    A file that is missing fails here, naming the setting, rather than as an ssl traceback in a worker."""
+    if not settings.tls_certfile:
+        return {}
+    options: dict[str, Any] = {}
+    for setting, argument in (
+        ("tls_certfile", "ssl_certfile"),
+        ("tls_keyfile", "ssl_keyfile"),
+        ("tls_ca_certs", "ssl_ca_certs"),
+    ):
+        value = getattr(settings, setting)
+        if value is None:
+            continue
+        file = Path(value) if Path(value).is_absolute() else root / value
+        if not file.is_file():
+            raise ServeError(f"serve.{setting}: {file} is not a file")
+        options[argument] = str(file)
+    if "ssl_ca_certs" in options:
+        options["ssl_cert_reqs"] = ssl.CERT_REQUIRED  # mutual TLS: a client without a certificate is refused
+    return options
 
 
 def tcp_socket(sock: socket.socket) -> socket.socket:
@@ -126,4 +155,4 @@ def run_uvicorn(config: Any) -> None:
         sock.close()
 
 
-__all__ = ["create_app_from_env", "resolve_port", "run_uvicorn", "serve", "tcp_socket"]
+__all__ = ["create_app_from_env", "resolve_port", "run_uvicorn", "serve", "tcp_socket", "tls_options"]

@@ -26,12 +26,18 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from starlette.concurrency import run_in_threadpool
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mloop.errors import ServeError
-from mloop.serve.http import OrjsonResponse
+from mloop.errors import HTTPProblem, ServeError
+from mloop.serve.http import OrjsonResponse, status_of
+
+if TYPE_CHECKING:
+    from mloop.serve.rate_limit import RateLimit
+    from mloop.serve.tokens import TokenVerifier
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +49,14 @@ RECHECK_SECONDS = 1.0  # how often a request may look at the key file's mtime
 # ``word:rest`` where word looks like a scope: an unknown word is a typo, which must not become a bare
 # key that may do everything.
 _SCOPED = re.compile(r"^([a-z_]+):(.*)$")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who sent a request, as far as limits and scopes go: ``id`` never holds a key or a token."""
+
+    id: str
+    scopes: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -149,6 +163,11 @@ class ApiKeys:
 
     def scopes_of(self, presented: str | None) -> frozenset[str] | None:
         """The scopes of ``presented`` (of every entry it matches), or None for no or an unknown key."""
+        principal = self.identify(presented)
+        return None if principal is None else principal.scopes
+
+    def identify(self, presented: str | None) -> Principal | None:
+        """The caller presenting ``presented``: named by a prefix of the key's hash, with its scopes."""
         if presented is None:
             return None
         self._refresh()
@@ -159,7 +178,7 @@ class ApiKeys:
             hit = hmac.compare_digest(key.digest, candidate)
             matched |= hit
             scopes |= key.scopes if hit else frozenset()
-        return scopes if matched else None
+        return Principal(f"key:{candidate.hex()[:16]}", scopes) if matched else None
 
     def check(self, presented: str | None, scope: str | None = None) -> bool:
         """Whether ``presented`` is a key (of ``scope``, when given)."""
@@ -190,46 +209,87 @@ def _other_methods_only(scope: Scope) -> bool:
 
 
 class ApiKeyMiddleware:
-    """Refuses POSTs without a key of their route's scope (when keys are configured) and any /admin/ request
-    without an admin key."""
+    """Refuses POSTs without a key (or token) of their route's scope when keys or tokens are configured, any
+    /admin/ request without an admin key, and POSTs over ``serve.rate_limit`` (429)."""
 
-    def __init__(self, app: ASGIApp, keys: ApiKeys, feedback_paths: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        keys: ApiKeys,
+        feedback_paths: Iterable[str] = (),
+        tokens: TokenVerifier | None = None,
+        limit: RateLimit | None = None,
+    ) -> None:
         self.app = app
         self.keys = keys
         self.feedback_paths = frozenset(feedback_paths)
+        self.tokens = tokens
+        self.limit = limit
+
+    @property
+    def enabled(self) -> bool:
+        return self.keys.enabled or self.tokens is not None
 
     def _needed(self, scope: Scope) -> str | None:
         path: str = scope["path"]
         if path.startswith(ADMIN_PREFIX) and not _other_methods_only(scope):
             return ADMIN
-        if self.keys.enabled and scope["method"] == "POST":
+        if self.enabled and scope["method"] == "POST":
             return FEEDBACK if path in self.feedback_paths else PREDICT
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            principal: Principal | None = None
             needed = self._needed(scope)
             if needed is not None:
-                refusal = self._refusal(needed, scope)
-                if refusal is not None:
-                    status, detail = refusal
-                    headers = {"WWW-Authenticate": 'Bearer realm="mloop"'} if status == 401 else None
-                    await OrjsonResponse({"detail": detail}, status_code=status, headers=headers)(scope, receive, send)
+                outcome = await self._authenticate(needed, scope)
+                if not isinstance(outcome, Principal):
+                    await _refuse(*outcome, scope, receive, send)
+                    return
+                principal = outcome
+            if self.limit is not None and scope["method"] == "POST":
+                client = scope.get("client")
+                caller = principal.id if principal else f"addr:{client[0] if client else 'unknown'}"
+                wait = await self.limit.retry_after(caller)
+                if wait is not None:
+                    detail = f"over the rate limit of {self.limit.rate}; retry in {wait} s"
+                    await _refuse(429, detail, scope, receive, send, {"Retry-After": str(wait)})
                     return
         await self.app(scope, receive, send)
 
-    def _refusal(self, needed: str, scope: Scope) -> tuple[int, str] | None:
-        if not self.keys.enabled:
+    async def _authenticate(self, needed: str, scope: Scope) -> Principal | tuple[int, str]:
+        if not self.enabled:
             return 401, f"admin endpoints need an API key and none is configured ({KEY_SETTINGS})"
         presented = presented_key(scope["headers"])
         if presented is None:
             return 401, "an API key is required: send X-API-Key: KEY or Authorization: Bearer KEY"
-        scopes = self.keys.scopes_of(presented)
-        if scopes is None:
-            return 401, "the API key is not valid"
-        if needed not in scopes:
-            return 403, f"this API key may not use {scope['path']}: it needs a key of scope {needed!r}"
-        return None
+        principal = await self._identify(presented)
+        if not isinstance(principal, Principal):
+            return principal
+        if needed not in principal.scopes:
+            return 403, f"this key may not use {scope['path']}: it needs a key or token of scope {needed!r}"
+        return principal
+
+    async def _identify(self, presented: str) -> Principal | tuple[int, str]:
+        if self.tokens is not None:
+            from mloop.serve.tokens import looks_like_jwt
+
+            if looks_like_jwt(presented):
+                try:  # a JWKS fetch blocks: off the event loop
+                    return await run_in_threadpool(self.tokens.principal, presented)
+                except HTTPProblem as exc:  # Unauthorized, TokenServiceDown
+                    return status_of(exc), str(exc.detail)
+        principal = self.keys.identify(presented)
+        return principal if principal is not None else (401, "the API key is not valid")
 
 
-__all__ = ["ADMIN_PREFIX", "SCOPES", "ApiKeyMiddleware", "ApiKeys", "parse_keys", "presented_key"]
+async def _refuse(
+    status: int, detail: str, scope: Scope, receive: Receive, send: Send, headers: dict[str, str] | None = None
+) -> None:
+    if status == 401:
+        headers = {"WWW-Authenticate": 'Bearer realm="mloop"', **(headers or {})}
+    await OrjsonResponse({"detail": detail}, status_code=status, headers=headers)(scope, receive, send)
+
+
+__all__ = ["ADMIN_PREFIX", "SCOPES", "ApiKeyMiddleware", "ApiKeys", "Principal", "parse_keys", "presented_key"]

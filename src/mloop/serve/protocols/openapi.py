@@ -262,10 +262,11 @@ _WHY = {
     "404": "No such model, version or request id here.",
     "413": "Body larger than serve.max_body_bytes, or more records than serve.max_batch_size.",
     "415": "A content type the route cannot read.",
+    "429": "Over serve.rate_limit for this key, token subject or client address; see Retry-After.",
     "422": "The body breaks the schema: invalid JSON, a missing, unknown or wrongly typed field; `loc` names it.",
-    "503": "No model is loaded yet (or the prediction log is not open).",
+    "503": "No model is loaded yet (or the prediction log is not open, or the token's JWKS cannot be fetched).",
 }
-_POSTED = ("401", "403", "413", "422", "503")
+_POSTED = ("401", "403", "413", "422", "429", "503")
 _ANSWERS: dict[tuple[str, str], tuple[str, ...]] = {
     ("/v1/predict", "post"): _POSTED,
     ("/v1/feedback", "post"): (*_POSTED, "404"),
@@ -279,7 +280,7 @@ _ANSWERS: dict[tuple[str, str], tuple[str, ...]] = {
     ("/v2/models/{name}/ready", "get"): ("404", "503"),
     ("/v2/models/{name}/infer", "post"): (*_POSTED, "400", "404"),
     ("/v2/models/{name}/versions/{version}/infer", "post"): (*_POSTED, "400", "404"),
-    ("/admin/reload", "post"): ("401", "403", "503"),
+    ("/admin/reload", "post"): ("401", "403", "429", "503"),
 }
 
 
