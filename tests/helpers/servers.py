@@ -196,10 +196,11 @@ def mlflow_server(
     *,
     artifacts_destination: str | None = None,
     timeout: float = STARTUP_SECONDS,
+    port: int | None = None,
 ) -> Iterator[Server]:
-    """``mlflow server`` (one worker) on a free port over ``backend_store_uri``, once /health answers; it
-    proxies artifacts to ``artifacts_destination`` when given."""
-    port = free_port()
+    """``mlflow server`` (one worker) on ``port`` (default: a free one) over ``backend_store_uri``, once
+    /health answers; it proxies artifacts to ``artifacts_destination`` when given."""
+    port = port or free_port()
     argv = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     argv += ["--backend-store-uri", backend_store_uri]
     if artifacts_destination is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
 import click
 import typer
@@ -69,6 +70,9 @@ def exit_code(error: MloopError | type[MloopError]) -> int:
     return next(code for cls, code in EXIT_CODES if issubclass(kind, cls))
 
 
+MAX_MESSAGE = 600  # characters of an MLflow error shown: its request and cause, not a page
+
+
 def main() -> None:
     """Run the CLI; an MloopError becomes its message on stderr and a non-zero exit code."""
     try:
@@ -78,9 +82,7 @@ def main() -> None:
         if isinstance(code, int) and code:
             sys.exit(code)
     except MloopError as exc:
-        # escaped: a message quotes user data (column names, paths) that must not be read as Rich markup
-        err_console.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
-        sys.exit(exit_code(exc))
+        _fail(exc)
     except _USAGE_ERRORS as exc:
         exc.show()
         sys.exit(exc.exit_code)
@@ -88,3 +90,26 @@ def main() -> None:
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:
+        failure = tracking_failure(exc)
+        if failure is None:
+            raise
+        _fail(failure)
+
+
+def _fail(exc: MloopError) -> NoReturn:
+    # escaped: a message quotes user data (column names, paths) that must not be read as Rich markup
+    err_console.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
+    sys.exit(exit_code(exc))
+
+
+def tracking_failure(exc: BaseException) -> TrackingError | None:
+    """An MLflow error no command turned into its own (the server went away mid-command, say) as a
+    TrackingError: a message and exit code 6, not a traceback. Checked by name, so the CLI's start does
+    not import MLflow."""
+    if not any(c.__module__.startswith("mlflow") and c.__name__ == "MlflowException" for c in type(exc).__mro__):
+        return None
+    first = str(getattr(exc, "message", exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "Connection refused" in first or "Max retries exceeded" in first:
+        first += " (is the MLflow server up? run the command again once it is)"
+    return TrackingError(f"the MLflow store failed: {first[:MAX_MESSAGE]}")

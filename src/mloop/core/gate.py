@@ -51,6 +51,20 @@ class GateDecision:
         data["failed"] = self.failed
         return data
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GateDecision:
+        """The decision ``to_dict`` wrote (its derived ``reason`` and ``failed`` are recomputed)."""
+        checks = [GateCheck(c["name"], c["passed"], c["detail"], c.get("values", {})) for c in data.get("checks", [])]
+        return cls(
+            promote=bool(data["promote"]),
+            metric=str(data["metric"]),
+            challenger_value=float(data["challenger_value"]),
+            champion_value=None if data.get("champion_value") is None else float(data["champion_value"]),
+            champion_version=data.get("champion_version"),
+            min_improvement=float(data["min_improvement"]),
+            checks=checks,
+        )
+
 
 def _finite(value: float) -> bool:
     return math.isfinite(value)

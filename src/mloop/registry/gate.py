@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from mloop import failpoints
 from mloop.config import GateConfig
 from mloop.core.gate import (
     BehaviourResult,
@@ -32,6 +33,8 @@ from mloop.registry.scoring import mean_prediction, predict, single_row_latency_
 from mloop.registry.versions import (
     CHALLENGER,
     CHAMPION,
+    FAILED,
+    STATUS_TAG,
     VersionInfo,
     alias_version,
     download_run_artifact,
@@ -193,14 +196,53 @@ def evaluate_gate(project: Project, version: str) -> GateDecision:
     )
 
 
+def audited_champion(project: Project) -> str | None:
+    """The champion the audit log says: the version of its last promotion or rollback of this model."""
+    for entry in reversed(audit.read(project.audit_log)):
+        if entry.get("event") in ("promote", "rollback") and entry.get("model") == project.name:
+            return str(entry["version"])
+    return None
+
+
+def _finish_promotion(project: Project, target: VersionInfo, audited: str | None) -> GateDecision | None:
+    """A promotion of ``target`` killed after moving the alias and before its audit entry: write the entry
+    (``recovered``) and return the decision stored on the version; None if there is nothing to finish."""
+    stored = target.tags.get("mloop.gate")
+    if audited == target.version or stored is None:
+        return None
+    decision = GateDecision.from_dict(json.loads(stored))
+    audit.append(
+        project.audit_log,
+        "promote",
+        model=project.name,
+        version=target.version,
+        previous=audited,
+        forced=not decision.promote,
+        reason="recovered: the champion alias had moved to this version, but its audit entry was not written "
+        "(the promoting process stopped in between)",
+        gate=decision.to_dict(),
+        recovered=True,
+    )
+    return decision
+
+
 def promote(project: Project, version: str | None = None, force: bool = False, reason: str = "") -> GateDecision:
-    """Gate ``version`` (default: the newest) and make it champion if it passes, or if forced."""
-    versions = list_versions(project)
+    """Gate ``version`` (default: the newest) and make it champion if it passes, or if forced.
+
+    Run again after a crash between moving the alias and writing the audit entry, it writes the entry
+    (marked ``recovered``) instead of refusing a version that is already champion.
+    """
+    versions = [v for v in list_versions(project) if v.tags.get(STATUS_TAG) != FAILED]
     if not versions:
         raise RegistryError("No registered versions; run `mloop register` first.")
     target = get_version(project, version) if version else versions[-1]
+    if target.tags.get(STATUS_TAG) == FAILED:
+        raise RegistryError(f"version {target.version} is marked failed (an interrupted registration); register again")
     previous = alias_version(project, CHAMPION)
     if previous is not None and previous.version == target.version:
+        finished = _finish_promotion(project, target, audited_champion(project))
+        if finished is not None:
+            return finished
         raise RegistryError(f"version {target.version} is already the champion.")
     try:
         decision = evaluate_gate(project, target.version)
@@ -218,11 +260,13 @@ def promote(project: Project, version: str | None = None, force: bool = False, r
             checks=[GateCheck("comparable", False, exc.message)],
         )
     set_tag(project, target.version, "mloop.gate", json.dumps(decision.to_dict(), default=str))
+    failpoints.hit("promote:after-gate")
     promoted = decision.promote or force
     if promoted:
         set_alias(project, target.version, CHAMPION)
     else:
         set_alias(project, target.version, CHALLENGER)
+    failpoints.hit("promote:after-alias")
     audit.append(
         project.audit_log,
         "promote" if promoted else "reject",
@@ -246,6 +290,21 @@ def rollback(project: Project, reason: str = "") -> tuple[str, str]:
         for e in audit.read(project.audit_log)
         if e["event"] in ("promote", "rollback") and e.get("model") == project.name
     ]
+    last = promotions[-1] if promotions else None
+    if last is not None and str(last["version"]) != current.version and last.get("previous") == current.version:
+        # A rollback killed after moving the alias back and before its entry: finish it, do not roll back twice.
+        audit.append(
+            project.audit_log,
+            "rollback",
+            model=project.name,
+            version=current.version,
+            previous=str(last["version"]),
+            reason=reason
+            or "recovered: the champion alias had been rolled back, but the audit entry was not "
+            "written (the process stopped in between)",
+            recovered=True,
+        )
+        return str(last["version"]), current.version
     for event in reversed(promotions):
         if event["event"] == "promote" and event["version"] == current.version:
             target = event.get("previous")
@@ -255,6 +314,7 @@ def rollback(project: Project, reason: str = "") -> tuple[str, str]:
     if not target:
         raise RegistryError(f"version {current.version} has no earlier champion to roll back to.")
     set_alias(project, str(target), CHAMPION)
+    failpoints.hit("rollback:after-alias")
     audit.append(
         project.audit_log,
         "rollback",

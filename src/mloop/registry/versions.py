@@ -14,6 +14,7 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
+from mloop import failpoints
 from mloop.errors import RegistryError
 from mloop.project import Project
 from mloop.tracking.store import connect
@@ -25,6 +26,8 @@ DETAIL_METRICS = ("baseline", "slice.", "importance.", "behaviour.")
 # SHA-256 over the files of the version's model, recorded at registration; the server checks it
 # before loading, because loading a pickled model runs code.
 ARTIFACT_HASH_TAG = "mloop.artifact_sha256"
+# ``failed`` on a version a crash left incomplete: never served, gated or returned by ``register`` again.
+STATUS_TAG, FAILED = "mloop.status", "failed"
 # Written by MLflow into every download of a models:/ URI (the name and version downloaded), not stored.
 _NOT_HASHED = frozenset({"registered_model_meta"})
 # MLmodel's top-level ``artifact_path:`` is where the files were stored (an absolute URI that changes when a
@@ -52,12 +55,13 @@ def artifact_sha256(directory: Path | str) -> str:
     return digest.hexdigest()
 
 
-def _model_sha256(project: Project, version: str) -> str:
+def _model_sha256(source: str) -> str:
+    """The artifact hash of the model at ``source`` (what the version will point at), before it exists."""
     with tempfile.TemporaryDirectory(prefix="mloop-register-") as tmp:
         try:
-            local = mlflow.artifacts.download_artifacts(f"models:/{project.name}/{version}", dst_path=tmp)
+            local = mlflow.artifacts.download_artifacts(source, dst_path=tmp)
         except (MlflowException, OSError) as exc:
-            raise RegistryError(f"cannot read the model files of version {version} to hash them: {exc}") from None
+            raise RegistryError(f"cannot read the model files of {source} to hash them: {exc}") from None
         return artifact_sha256(local)
 
 
@@ -101,7 +105,12 @@ def latest_training_run(project: Project) -> str:
 
 
 def register(project: Project, run_id: str | None = None) -> VersionInfo:
-    """Register the model of ``run_id`` (default: the latest training run) with its lineage tags."""
+    """Register the model of ``run_id`` (default: the latest training run) with its lineage tags.
+
+    The version is created with every tag in one registry write, so no crash or outage leaves a version
+    half-tagged. A version of the same run left without its artifact hash (a crash inside an older,
+    two-step registration) is marked ``mloop.status=failed`` and a complete one is created instead.
+    """
     client = connect(project)
     run_id = run_id or latest_training_run(project)
     try:
@@ -109,20 +118,26 @@ def register(project: Project, run_id: str | None = None) -> VersionInfo:
     except MlflowException:
         raise RegistryError(f"No MLflow run {run_id!r} in {project.tracking_uri}.") from None
     for existing in client.search_model_versions(f"name = '{project.name}' and run_id = '{run_id}'"):
-        return _info(existing)  # registering the same run twice would duplicate a version
+        if existing.tags.get(STATUS_TAG) == FAILED:
+            continue
+        if ARTIFACT_HASH_TAG in existing.tags:
+            return _info(existing)  # registering the same run twice would duplicate a version
+        client.set_model_version_tag(project.name, existing.version, STATUS_TAG, FAILED)
     try:
         client.get_registered_model(project.name)
     except MlflowException:
         client.create_registered_model(project.name, description=f"mloop project {project.name}")
     model_ids = [o.model_id for o in (run.outputs.model_outputs if run.outputs else [])]
     source = f"models:/{model_ids[0]}" if model_ids else f"runs:/{run_id}/model"
-    # A tracking server checks a models:/ source against model_id; the embedded store does not.
-    mv = client.create_model_version(project.name, source, run_id=run_id, model_id=model_ids[0] if model_ids else None)
     tags = {k: v for k, v in run.data.tags.items() if k.startswith("mloop.") and k != "mloop.stage"}
     tags.update({f"mloop.metric.{k}": repr(v) for k, v in run.data.metrics.items() if not k.startswith(DETAIL_METRICS)})
-    tags[ARTIFACT_HASH_TAG] = _model_sha256(project, str(mv.version))
-    for key, value in tags.items():
-        client.set_model_version_tag(project.name, mv.version, key, value)
+    tags[ARTIFACT_HASH_TAG] = _model_sha256(source)
+    failpoints.hit("register:before-create")
+    # A tracking server checks a models:/ source against model_id; the embedded store does not.
+    mv = client.create_model_version(
+        project.name, source, run_id=run_id, tags=tags, model_id=model_ids[0] if model_ids else None
+    )
+    failpoints.hit("register:after-create")
     return get_version(project, str(mv.version))
 
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
+from mloop import failpoints
 from mloop.core.gate import GateDecision
 from mloop.data.contract import Contract
 from mloop.data.snapshot import Snapshot, load_snapshot
@@ -264,6 +265,7 @@ def _train_and_gate(project: Project, decision: RetrainDecision, window: WindowR
     base = champion.tags.get(BASE_DATA_TAG) or champion.tags.get("mloop.data_hash", "")
     trained = train(project, snapshot, tags={BASE_DATA_TAG: base, "mloop.trigger": "; ".join(decision.reasons)})
     version = register(project, trained.run_id)
+    failpoints.hit("retrain:after-train")
     reason = "retrain: " + "; ".join(decision.reasons)
     check = trusted_holdout_check(project, champion, version)
     verdict = (

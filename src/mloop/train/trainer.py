@@ -16,6 +16,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
+from mloop import failpoints
 from mloop.config import MloopConfig
 from mloop.core.metrics import classification_metrics, regression_metrics, task_metrics
 from mloop.data.contract import Contract
@@ -319,6 +320,7 @@ def _train(
             example_output=parts["predictions"].values[:5],
             late=late,
         )
+    failpoints.hit("train:after-run-logged")
     return TrainResult(
         run_id=logged.run_id,
         model_uri=logged.model_uri,

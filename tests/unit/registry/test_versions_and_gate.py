@@ -71,6 +71,7 @@ class FakeRegistryClient:
         self.registered: list[str] = []
         self.sources: list[tuple[str, str | None]] = []
         self.tags: dict[str, str] = {}
+        self.marked: dict[tuple[str, str], str] = {}  # tags set on existing versions afterwards
 
     def get_run(self, run_id: str) -> Any:
         if run_id != self.run.info.run_id:
@@ -88,12 +89,15 @@ class FakeRegistryClient:
     def create_registered_model(self, name: str, description: str) -> None:
         self.registered.append(name)
 
-    def create_model_version(self, name: str, source: str, run_id: str, model_id: str | None) -> ModelVersion:
+    def create_model_version(
+        self, name: str, source: str, run_id: str, tags: dict[str, str], model_id: str | None
+    ) -> ModelVersion:
         self.sources.append((source, model_id))
+        self.tags.update(tags)  # with the version, in one write
         return ModelVersion(name, "1", 0, run_id=run_id)
 
     def set_model_version_tag(self, name: str, version: str, key: str, value: str) -> None:
-        self.tags[key] = value
+        self.marked[(version, key)] = value
 
     def get_model_version(self, name: str, version: str) -> ModelVersion:
         tags = [ModelVersionTag(k, v) for k, v in self.tags.items()]
@@ -125,7 +129,7 @@ def test_register_copies_lineage_tags_headline_metrics_and_the_artifact_hash(
 ) -> None:
     client = FakeRegistryClient(training_run())
     monkeypatch.setattr(versions, "connect", lambda _project: client)
-    monkeypatch.setattr(versions, "_model_sha256", lambda _project, _version: "ab" * 32)
+    monkeypatch.setattr(versions, "_model_sha256", lambda _source: "ab" * 32)
     registered = versions.register(project, "r1")
     assert client.registered == ["houses"]
     assert client.sources == [("runs:/r1/model", None)]  # no logged model: the run's model folder
@@ -145,19 +149,32 @@ def test_register_points_at_the_logged_model_when_the_run_has_one(
     outputs = SimpleNamespace(model_outputs=[SimpleNamespace(model_id="m-42")])
     client = FakeRegistryClient(training_run(outputs))
     monkeypatch.setattr(versions, "connect", lambda _project: client)
-    monkeypatch.setattr(versions, "_model_sha256", lambda _project, _version: "0" * 64)
+    monkeypatch.setattr(versions, "_model_sha256", lambda _source: "0" * 64)
     versions.register(project, "r1")
     assert client.sources == [("models:/m-42", "m-42")]
+
+
+def test_a_version_a_crash_left_without_its_hash_is_marked_failed_and_registered_again(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    half = ModelVersion("houses", "7", 0, run_id="r1", tags=[ModelVersionTag("mloop.task", "regression")])
+    client = FakeRegistryClient(training_run(), existing=[half])
+    monkeypatch.setattr(versions, "connect", lambda _project: client)
+    monkeypatch.setattr(versions, "_model_sha256", lambda _source: "cd" * 32)
+    registered = versions.register(project, "r1")
+    assert client.marked == {("7", versions.STATUS_TAG): versions.FAILED}
+    assert client.sources == [("runs:/r1/model", None)] and registered.tags[ARTIFACT_HASH_TAG] == "cd" * 32
 
 
 def test_registering_a_run_twice_returns_its_version_and_an_unknown_run_is_refused(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    existing = ModelVersion("houses", "7", 0, run_id="r1", tags=[ModelVersionTag("mloop.task", "regression")])
+    tags = [ModelVersionTag("mloop.task", "regression"), ModelVersionTag(ARTIFACT_HASH_TAG, "ab" * 32)]
+    existing = ModelVersion("houses", "7", 0, run_id="r1", tags=tags)
     client = FakeRegistryClient(training_run(), existing=[existing])
     monkeypatch.setattr(versions, "connect", lambda _project: client)
     assert versions.register(project, "r1").version == "7"
-    assert client.sources == [] and client.tags == {}  # no second version of the same run
+    assert client.sources == [] and client.tags == {} and client.marked == {}  # no second version of the run
     with pytest.raises(RegistryError, match="No MLflow run 'nope'"):
         versions.register(project, "nope")
 
