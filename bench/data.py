@@ -9,7 +9,7 @@ noise columns. Each side runs in its own process so its time and peak memory (ru
   sets) built from the contract mloop inferred;
 - read: a bare ``pd.read_csv``, the floor for memory (the issue's bound: mloop within 2× of it).
 
-    .venv/bin/python bench/data.py --quick     # 100,000 rows, about a minute
+    .venv/bin/python bench/data.py --quick     # 300,000 rows, about a minute
     .venv/bin/python bench/data.py             # 100,000 and 1,000,000 rows
 
 The last line printed is one JSON object with every figure and the ratios.
@@ -156,7 +156,7 @@ def bench(rows: int, root: Path) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="100,000 rows only")
+    parser.add_argument("--quick", action="store_true", help="300,000 rows only (fewer: imports swamp the ratio)")
     parser.add_argument("--rows", type=int, nargs="*", help="row counts to run (default 100000 1000000)")
     parser.add_argument("--worker", choices=["mloop", "plain", "read"], help=argparse.SUPPRESS)
     parser.add_argument("--csv", type=Path, help=argparse.SUPPRESS)
@@ -166,7 +166,7 @@ def main() -> None:
         work = {"mloop": worker_mloop, "plain": worker_plain, "read": worker_read}[args.worker]
         print(json.dumps(work(args.csv, args.folder)))
         return
-    sizes = args.rows or ([100_000] if args.quick else [100_000, 1_000_000])
+    sizes = args.rows or ([300_000] if args.quick else [100_000, 1_000_000])
     results = []
     with tempfile.TemporaryDirectory(prefix="mloop-bench-data-") as tmp:
         for rows in sizes:

@@ -1,6 +1,6 @@
 """Drift benchmark: mloop's drift engine vs Evidently's data-drift preset on the same frames.
 
-A reference and a current frame of N rows (1,000,000 by default; 200,000 with --quick), 20 numeric
+A reference and a current frame of N rows (1,000,000 by default; 500,000 with --quick), 20 numeric
 (float64) and 5 categorical columns, drift injected into 6 numeric and 2 categorical columns (the
 others are fresh samples of the same distributions). Both frames are written to Parquet once; every
 measurement then runs in a process of its own, so its time and peak memory are its own:
@@ -28,7 +28,7 @@ way, column by column, so a frame costs its own size in memory and nothing more.
 Evidently 0.7 does not import with pandas 3, so it needs its own interpreter:
 
     python3 -m venv /tmp/ev && /tmp/ev/bin/pip install evidently==0.7.23 'pandas<3' pyarrow
-    .venv/bin/python bench/drift.py --quick --evidently-python /tmp/ev/bin/python   # about a minute
+    .venv/bin/python bench/drift.py --quick --evidently-python /tmp/ev/bin/python   # 500k rows, about two minutes
     .venv/bin/python bench/drift.py --evidently-python /tmp/ev/bin/python           # 1M rows, minutes
 
 The last line printed is one JSON object with every figure and the ratios.
@@ -261,7 +261,7 @@ def _load_average() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="200,000 rows (about a minute)")
+    parser.add_argument("--quick", action="store_true", help="500,000 rows (fewer: imports swamp the ratio)")
     parser.add_argument("--rows", type=int, default=None, help="rows per frame (default 1,000,000)")
     parser.add_argument("--repeat", type=int, default=3, help="mloop runs (the median is reported)")
     parser.add_argument("--evidently-python", default=sys.executable, help="interpreter with evidently installed")
@@ -271,7 +271,7 @@ def main() -> None:
     if args.worker:
         run_worker(args.worker, args.data)
         return
-    rows = args.rows or (200_000 if args.quick else 1_000_000)
+    rows = args.rows or (500_000 if args.quick else 1_000_000)
     with tempfile.TemporaryDirectory(prefix="mloop-bench-drift-") as tmp:
         folder = Path(tmp)
         reference, current, injected = make_frames(rows)

@@ -2,8 +2,9 @@
 
 Copies from SOURCE to DEST what serving reads: the YAML files beside mloop.yaml and, in the ``.mloop/``
 workspace, the MLflow store (``mlflow.db`` and ``artifacts/``), the audit log and the latest monitoring
-gauges. Left out: training data, snapshots, quarantined batches and the prediction log of wherever the
-project ran before (rows of production traffic have no place in an image), and any API key file.
+gauges; an empty ``.mloop/`` when SOURCE has none. Left out: training data, snapshots, quarantined batches
+and the prediction log of wherever the project ran before (rows of production traffic have no place in an
+image), and any API key file.
 
 A local MLflow store records absolute paths (``file:///home/me/proj/.mloop/artifacts/...``), so the
 project's old root is replaced by DEST in every text value of ``mlflow.db`` and in the ``MLmodel``
@@ -37,10 +38,12 @@ def copy_project(source: Path, dest: Path) -> None:
     for path in sorted(source.iterdir()):
         if path.is_file() and path.suffix in (".yaml", ".yml"):
             shutil.copy2(path, dest / path.name)
+    # The workspace folder is always there, even for a project without one: it is where a writable volume is
+    # mounted when the root filesystem is read-only, and the image's user owns it (a new volume takes that over).
+    (dest / WORKSPACE).mkdir()
     workspace = source / WORKSPACE
     if not workspace.is_dir():
         return
-    (dest / WORKSPACE).mkdir()
     for name in KEEP_IN_WORKSPACE:
         path = workspace / name
         if path.is_dir():

@@ -1,10 +1,14 @@
 """deploy/docker/Dockerfile built with podman and run on 127.0.0.1, against a model trained here.
 
 The image is built once, with a project trained on the host baked in; it must answer /health and
-/ready, predict what the same model predicts on the host, carry its HEALTHCHECK (and pass it), run as a
-non-root user and hold no compiler. The same image then serves a model from a registry URI: an
-`mlflow server` on 127.0.0.1 named by MLOOP_TRACKING__URI. Every wait is bounded; every container and
-server started here is removed, whatever happens.
+/ready, predict what the same model predicts on the host, carry its HEALTHCHECK (and pass it), run as
+user 10001 (owning nothing outside its project folder) and hold no compiler. It is served with a
+read-only root filesystem, writable only in a tmpfs /tmp and a volume on the workspace
+(/app/project/.mloop), as Kubernetes runs it: the prediction log lands in that volume and a restart
+answers again. A server on a writable root writes nowhere else either. The same image then serves a
+model from a registry URI (an `mlflow server` on 127.0.0.1 named by MLOOP_TRACKING__URI), read-only
+too, its workspace a host folder. Every wait is bounded; every container, volume and server started
+here is removed, whatever happens.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import pandas as pd
 import pytest
 
 from mloop.data.contract import coerce_frame
+from mloop.data.predictions import open_prediction_store
 from mloop.project import Project
 from mloop.registry.gate import version_contract
 from mloop.registry.versions import CHAMPION, alias_version, load_model
@@ -46,7 +51,43 @@ SETUP_SECONDS = 900  # apt-get install and mmdebstrap on a new machine
 BUILD_SECONDS = 1800  # a cold build downloads every dependency
 START_SECONDS = 180
 COMMAND_SECONDS = 120
+LOG_SECONDS = 30  # the server's writer thread stores a batch within milliseconds
 COMPILERS = ("gcc", "cc", "c++", "g++", "clang", "make")
+UID = 10001  # the image's user and group (deploy/docker/Dockerfile; deploy/helm/mloop runs pods as the same)
+PROJECT_DIR = "/app/project"
+WORKSPACE = f"{PROJECT_DIR}/.mloop"
+# A read-only root as Docker (`--read-only`) and Kubernetes (readOnlyRootFilesystem) make it: podman's own extra
+# tmpfs mounts (/run, /var/tmp, ... with --read-only-tmpfs) are turned off, and /tmp is a tmpfs with Docker's
+# default options, noexec among them. The workspace volume comes on top.
+READ_ONLY = ("--read-only", "--read-only-tmpfs=false", "--tmpfs", "/tmp:rw,noexec,nosuid,nodev,size=512m")  # noqa: S108
+# Run inside the container (as its user): the request ids in the prediction log of the project's workspace.
+LOGGED_IDS = """
+import json
+from mloop.project import Project
+print(json.dumps(Project.load().prediction_store().read()["request_id"].tolist()))
+"""
+# Run inside the container: who the server (PID 1) is, how / is mounted, and what creating a file does in each
+# folder given (the errno's name, or "ok").
+IDENTITY_AND_WRITES = """
+import errno, json, os, sys
+status = dict(line.split(":", 1) for line in open("/proc/1/status").read().splitlines() if ":" in line)
+mounts = [line.split() for line in open("/proc/1/mounts").read().splitlines()]
+writes = {}
+for folder in sys.argv[1:]:
+    path = os.path.join(folder, ".write-probe")
+    try:
+        open(path, "x").close()
+    except OSError as exc:
+        writes[folder] = errno.errorcode[exc.errno]
+    else:
+        os.remove(path)
+        writes[folder] = "ok"
+print(json.dumps({
+    "uid": status["Uid"].split(), "gid": status["Gid"].split(),
+    "root": [m[3].split(",") for m in mounts if m[1] == "/"][-1],
+    "writes": writes,
+}))
+"""
 
 
 @dataclass(frozen=True)
@@ -146,37 +187,64 @@ def image(podman: Podman, project: Project, tmp_path_factory: pytest.TempPathFac
     return IMAGE
 
 
+def wait_for_health(podman: Podman, name: str, url: str) -> None:
+    """Until /health answers 200 at ``url``; fails with the container's logs if it stops or takes too long."""
+    deadline = time.monotonic() + START_SECONDS
+    while True:
+        running = podman("inspect", "--format", "{{.State.Running}}", name, check=False).stdout.strip()
+        if running != "true":
+            logs = podman("logs", name, check=False)
+            pytest.fail(f"the container stopped:\n{(logs.stdout + logs.stderr)[-4000:]}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            logs = podman("logs", name, check=False)
+            pytest.fail(f"/health did not answer within {START_SECONDS}s:\n{(logs.stdout + logs.stderr)[-4000:]}")
+        time.sleep(0.5)
+
+
 @contextmanager
 def run_container(podman: Podman, image: str, url: str, *options: str) -> Iterator[Container]:
     """``podman run -d`` with ``options`` until /health answers 200 at ``url``; removed on the way out."""
     name = f"mloop-test-{uuid.uuid4().hex[:10]}"
     podman("run", "--detach", "--name", name, *options, image)
     try:
-        deadline = time.monotonic() + START_SECONDS
-        while True:
-            running = podman("inspect", "--format", "{{.State.Running}}", name, check=False).stdout.strip()
-            if running != "true":
-                logs = podman("logs", name, check=False)
-                pytest.fail(f"the container stopped:\n{(logs.stdout + logs.stderr)[-4000:]}")
-            try:
-                if httpx.get(f"{url}/health", timeout=2.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                logs = podman("logs", name, check=False)
-                pytest.fail(f"/health did not answer within {START_SECONDS}s:\n{(logs.stdout + logs.stderr)[-4000:]}")
-            time.sleep(0.5)
+        wait_for_health(podman, name, url)
         yield Container(name, url)
     finally:
         podman("rm", "--force", "--time", "5", name, check=False, timeout=COMMAND_SECONDS)
 
 
+def logged_request_ids(podman: Podman, name: str, expected: list[str]) -> list[str]:
+    """The request ids in the container's prediction log, read there once ``expected`` are all in it."""
+    deadline = time.monotonic() + LOG_SECONDS
+    while True:
+        found: list[str] = json.loads(podman("exec", name, "python3", "-c", LOGGED_IDS).stdout.splitlines()[-1])
+        if set(expected) <= set(found) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
+
+
 @pytest.fixture(scope="module")
-def baked(podman: Podman, image: str) -> Iterator[Container]:
-    """The image with its baked-in model, published on 127.0.0.1 only."""
+def workspace_volume(podman: Podman) -> Iterator[str]:
+    """A new named volume for the workspace: mounted first, it is filled from the image's .mloop/ (the baked store)."""
+    name = f"mloop-test-workspace-{uuid.uuid4().hex[:10]}"
+    podman("volume", "create", name)
+    try:
+        yield name
+    finally:
+        podman("volume", "rm", "--force", name, check=False)
+
+
+@pytest.fixture(scope="module")
+def baked(podman: Podman, image: str, workspace_volume: str) -> Iterator[Container]:
+    """The image with its baked-in model on a read-only root with the workspace volume, on 127.0.0.1 only."""
     port = free_port()
-    with run_container(podman, image, f"http://127.0.0.1:{port}", "--publish", f"127.0.0.1:{port}:8000") as container:
+    options = ["--publish", f"127.0.0.1:{port}:8000", *READ_ONLY, "--volume", f"{workspace_volume}:{WORKSPACE}"]
+    with run_container(podman, image, f"http://127.0.0.1:{port}", *options) as container:
         yield container
 
 
@@ -211,21 +279,89 @@ def test_predictions_equal_the_same_model_on_the_host(baked: Container, project:
     assert many.json()["predictions"] == pytest.approx(expected, rel=1e-9)
 
 
+def test_the_server_runs_as_user_10001_on_a_read_only_root(baked: Container, podman: Podman) -> None:
+    folders = ["/", "/app", PROJECT_DIR, "/opt/venv", "/etc", "/var/tmp", "/run", "/tmp", WORKSPACE]  # noqa: S108
+
+    probe = json.loads(podman("exec", baked.name, "python3", "-c", IDENTITY_AND_WRITES, *folders).stdout)
+    read_only = podman("inspect", "--format", "{{.HostConfig.ReadonlyRootfs}}", baked.name).stdout.strip()
+
+    assert probe["uid"] == [str(UID)] * 4 and probe["gid"] == [str(UID)] * 4, "PID 1 (mloop serve) is not 10001"
+    assert read_only == "true" and "ro" in probe["root"], probe["root"]
+    # EROFS, not EACCES: the user owns /app/project, so only the read-only mount stops the write there.
+    assert probe["writes"] == {**dict.fromkeys(folders, "EROFS"), "/tmp": "ok", WORKSPACE: "ok"}  # noqa: S108
+
+
+def test_the_prediction_log_is_kept_in_the_workspace_volume_across_a_restart(
+    baked: Container, podman: Podman, project: Project, workspace_volume: str
+) -> None:
+    frame = pd.read_csv(project.root / "train.csv")
+    records, expected, _ = _host_predictions(project, frame.head(2))
+    before = _post(f"{baked.url}/v1/predict", records[0])
+    assert before.status_code == 200, before.text
+    first_id = before.json()["request_id"]
+    assert first_id in logged_request_ids(podman, baked.name, [first_id])
+    mountpoint = podman("volume", "inspect", "--format", "{{.Mountpoint}}", workspace_volume).stdout.strip()
+    stored = Path(mountpoint) / "predictions.db"
+
+    podman("restart", "--time", "10", baked.name)  # a new process, /tmp empty again: only the volume is kept
+    wait_for_health(podman, baked.name, baked.url)
+    after = _post(f"{baked.url}/v1/predict", records[1])
+
+    assert stored.is_file() and stored.stat().st_uid == UID, f"no prediction log of user {UID} in the volume"
+    assert after.status_code == 200, after.text
+    assert after.json()["prediction"] == pytest.approx(expected[1], rel=1e-9)
+    second_id = after.json()["request_id"]
+    assert {first_id, second_id} <= set(logged_request_ids(podman, baked.name, [first_id, second_id]))
+
+
+def test_a_server_on_a_writable_root_writes_only_to_tmp_and_the_workspace(
+    podman: Podman, image: str, project: Project
+) -> None:
+    """Every write the server tries shows up in ``podman diff``: it runs as root here, so none is refused.
+
+    A read-only root (or, as user 10001, a folder it does not own) refuses a write, and a library that
+    swallows the error (MLflow's telemetry id in ~/.config, say) would go unseen by the read-only tests.
+    """
+    records, _, _ = _host_predictions(project, pd.read_csv(project.root / "train.csv").head(1))
+    port = free_port()
+    options = ["--user", "0", "--publish", f"127.0.0.1:{port}:8000"]
+    with run_container(podman, image, f"http://127.0.0.1:{port}", *options) as container:
+        answer = _post(f"{container.url}/v1/predict", records)
+        assert answer.status_code == 200, answer.text
+        logged_request_ids(podman, container.name, answer.json()["request_ids"])
+        changes = json.loads(podman("diff", "--format", "json", container.name).stdout)
+
+    written = {path for paths in changes.values() for path in paths}
+    allowed = ("/tmp", WORKSPACE)  # noqa: S108
+    ancestors = {"/", "/app", PROJECT_DIR}
+    podmans_own = {"/etc", "/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/run", "/run/.containerenv"}
+    outside = sorted(
+        p for p in written - ancestors - podmans_own if not any(p == a or p.startswith(a + "/") for a in allowed)
+    )
+    assert outside == [], f"written outside /tmp and the workspace: {outside}"
+    assert any(p.startswith(WORKSPACE + "/predictions.db") for p in written)
+
+
 def test_the_image_has_a_healthcheck_a_non_root_user_and_no_compiler(podman: Podman, image: str) -> None:
     inspect = json.loads(podman("image", "inspect", image).stdout)[0]
     # podman keeps it at the top (Docker in Config); only the docker format (--format docker) has one at all.
     healthcheck = inspect.get("Healthcheck") or inspect["Config"].get("Healthcheck")
     user = inspect["Config"]["User"]
     probe = "id -u; for c in " + " ".join(COMPILERS) + '; do command -v "$c"; done; true'
+    # Everything the user owns on the image's own filesystem (not /proc, /dev or mounts), looked for by root.
+    owned_probe = ["--user", "0", "--entrypoint", "find", image, "/", "-xdev", "-user", str(UID), "-print"]
 
     found = podman("run", "--rm", "--entrypoint", "/bin/sh", image, "-c", probe).stdout.split()
+    owned = podman("run", "--rm", *owned_probe).stdout.split()
 
     assert "docker" in inspect.get("ManifestType", "docker")
     assert healthcheck and healthcheck["Test"][0] == "CMD" and "healthcheck.py" in healthcheck["Test"][-1]
     assert (DOCKERFILE.parent / "healthcheck.py").read_text(encoding="utf-8").count("/health") >= 1
-    assert user and user.split(":")[0] not in ("0", "root")
-    assert found[0] != "0", "the container runs as root"
+    assert user == f"{UID}:{UID}"
+    assert found[0] == str(UID), "the container does not run as the image's user"
     assert found[1:] == [], f"compilers in the final image: {found[1:]}"
+    assert PROJECT_DIR in owned and WORKSPACE in owned
+    assert [p for p in owned if not (p == PROJECT_DIR or p.startswith(PROJECT_DIR + "/"))] == []
 
 
 @pytest.fixture(scope="module")
@@ -256,6 +392,8 @@ def test_the_image_serves_a_model_from_a_registry_uri(
     )
     records, expected, version = _host_predictions(project, train_frame.head(5))
     port = free_port()
+    workspace = tmp_path_factory.mktemp("workspace")  # a host folder for the workspace, the image's user's
+    os.chown(workspace, UID, UID)
     # The host's network, so the container reaches the registry on 127.0.0.1; the server binds 127.0.0.1 too.
     env = {
         "MLOOP_TRACKING__URI": registry,
@@ -263,12 +401,20 @@ def test_the_image_serves_a_model_from_a_registry_uri(
         "MLOOP_SERVE__HOST": "127.0.0.1",
         "MLOOP_SERVE__PORT": str(port),
     }
-    options = ["--network", "host", *(f"--env={key}={value}" for key, value in env.items())]
+    options = [
+        "--network", "host", *READ_ONLY, "--volume", f"{workspace}:{WORKSPACE}",
+        *(f"--env={key}={value}" for key, value in env.items()),
+    ]  # fmt: skip
 
     with run_container(podman, image, f"http://127.0.0.1:{port}", *options) as container:
         ready = httpx.get(f"{container.url}/ready", timeout=10)
         answer = _post(f"{container.url}/v1/predict", records)
+        if answer.status_code == 200:
+            logged_request_ids(podman, container.name, answer.json()["request_ids"])
 
     assert ready.json() == {"status": "ready", "model_version": version}
     assert answer.status_code == 200, answer.text
     assert answer.json()["predictions"] == pytest.approx(expected, rel=1e-9)
+    # The container is gone; its prediction log is in the host folder.
+    logged = open_prediction_store(workspace / "predictions.db").read()["request_id"].tolist()
+    assert logged == answer.json()["request_ids"]

@@ -203,6 +203,22 @@ def test_mloop_services_use_the_image_of_deploy_docker(services: dict[str, dict[
         assert services[name]["image"] == services["api"]["image"], name
 
 
+def test_mloop_services_run_as_the_image_user_on_a_read_only_root(services: dict[str, dict[str, Any]]) -> None:
+    """As the chart's pods: the Dockerfile's user, a read-only root, writable only /tmp (tmpfs) and the project."""
+    (image_user,) = [
+        line.split()[1] for line in DOCKERFILE.read_text(encoding="utf-8").splitlines() if line.startswith("USER ")
+    ]
+    for name in MLOOP_SERVICES | {"mlflow"}:
+        service = services[name]
+        assert service["user"] == image_user, name
+        assert service["read_only"] is True, name
+        assert [entry.split(":")[0] for entry in service["tmpfs"]] == ["/tmp"], name  # noqa: S108 - a mount path
+        for entry in service.get("volumes", []):
+            source, target, mode = entry.split(":")
+            writable = mode != "ro"
+            assert not writable or (not source.startswith("/") and target == "/app/project"), f"{name}: {entry}"
+
+
 def test_mloop_services_are_configured_through_mloop_environment_variables(
     services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:

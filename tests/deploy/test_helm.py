@@ -338,20 +338,31 @@ def test_network_policy_and_tests_can_be_turned_off(render: Callable[..., list[D
     assert pod_spec(one(docs, "Deployment"))["serviceAccountName"] == "default"
 
 
+def image_user() -> tuple[int, int]:
+    """The numeric uid and gid of deploy/docker/Dockerfile's USER line."""
+    (user,) = re.findall(r"^USER (\d+):(\d+)$", (REPO / "deploy/docker/Dockerfile").read_text(encoding="utf-8"), re.M)
+    return int(user[0]), int(user[1])
+
+
 def test_security_context_everywhere(production: list[Doc], render: Callable[..., list[Doc]]) -> None:
     baked = render(PRODUCTION, "bakedProject.enabled=true")  # adds init containers
     pods = [d for d in production + baked if d["kind"] in POD_KINDS]
+    uid, gid = image_user()
     assert len(pods) == 10
     for doc in pods:
         spec = pod_spec(doc)
         assert spec["automountServiceAccountToken"] is False
         assert spec["securityContext"]["runAsNonRoot"] is True
         assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        # The image's own user, so files it owns (the baked project) and the volumes (fsGroup) are writable.
+        pod_ids = [spec["securityContext"][k] for k in ("runAsUser", "runAsGroup", "fsGroup")]
+        assert pod_ids == [uid, gid, gid], doc["metadata"]["name"]
         volumes = {v["name"]: v for v in spec["volumes"]} if "volumes" in spec else {}
         for container in containers(doc):
             sc = container["securityContext"]
             name = f"{doc['kind']}/{doc['metadata']['name']}/{container['name']}"
             assert sc["runAsNonRoot"] is True and sc["runAsUser"] >= 10000, name
+            assert (sc["runAsUser"], sc["runAsGroup"]) == (uid, gid), name
             assert sc["readOnlyRootFilesystem"] is True, name
             assert sc["allowPrivilegeEscalation"] is False and sc["privileged"] is False, name
             assert sc["capabilities"] == {"drop": ["ALL"]}, name
