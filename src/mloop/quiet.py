@@ -24,6 +24,9 @@ QUIET_ENV = {
 }
 # Loggers that print at INFO or WARNING on ordinary use, and were never meant for the user of a CLI.
 LIBRARY_LOGGERS = ("mlflow", "alembic", "dvc", "optuna", "urllib3", "git", "matplotlib", "py4j")
+# Loggers whose ERROR lines (with a traceback) only announce an exception that is raised on to mloop, which
+# then says what failed in one line: MLflow's SQL store logs every database error it re-raises.
+RERAISING_LOGGERS = ("mlflow.store.db.utils",)
 
 
 def quiet_libraries() -> None:
@@ -32,7 +35,9 @@ def quiet_libraries() -> None:
         os.environ.setdefault(name, value)
     for name in LIBRARY_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
+    for name in RERAISING_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     warnings.simplefilter("ignore")
 
 
-__all__ = ["LIBRARY_LOGGERS", "QUIET_ENV", "quiet_libraries"]
+__all__ = ["LIBRARY_LOGGERS", "QUIET_ENV", "RERAISING_LOGGERS", "quiet_libraries"]

@@ -104,12 +104,18 @@ def _fail(exc: MloopError) -> NoReturn:
 
 
 def tracking_failure(exc: BaseException) -> TrackingError | None:
-    """An MLflow error no command turned into its own (the server went away mid-command, say) as a
-    TrackingError: a message and exit code 6, not a traceback. Checked by name, so the CLI's start does
-    not import MLflow."""
-    if not any(c.__module__.startswith("mlflow") and c.__name__ == "MlflowException" for c in type(exc).__mro__):
+    """An MLflow error no command turned into its own (the server or its database went away mid-command,
+    say) as a TrackingError: a message and exit code 6, not a traceback. MLflow's SQL store lets the
+    database's own errors (SQLAlchemy's) through. Checked by name, so the CLI's start imports neither."""
+    names = {(c.__module__.split(".", 1)[0], c.__name__) for c in type(exc).__mro__}
+    if ("mlflow", "MlflowException") in names:
+        what = "the MLflow store failed"
+    elif ("sqlalchemy", "SQLAlchemyError") in names:
+        what = "the MLflow store's database failed"
+    else:
         return None
-    first = str(getattr(exc, "message", exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if "Connection refused" in first or "Max retries exceeded" in first:
-        first += " (is the MLflow server up? run the command again once it is)"
-    return TrackingError(f"the MLflow store failed: {first[:MAX_MESSAGE]}")
+    text = str(getattr(exc, "message", exc)).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    if any(sign in text for sign in ("Connection refused", "Max retries exceeded", "connection failed")):
+        first += " (is it up? run the command again once it is)"
+    return TrackingError(f"{what}: {first[:MAX_MESSAGE]}")

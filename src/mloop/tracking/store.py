@@ -16,8 +16,10 @@ from mloop.errors import TrackingError
 from mloop.project import Project
 
 # MLflow logs alembic migrations and artifact-store chatter at INFO on first use; users never need it.
+# At least WARNING: never louder than the CLI's quieting (mloop.quiet) made a logger before this import.
 for _name in ("alembic", "mlflow.store.db.utils", "mlflow.tracking.fluent", "mlflow.store.model_registry"):
-    logging.getLogger(_name).setLevel(logging.WARNING)
+    _logger = logging.getLogger(_name)
+    _logger.setLevel(max(_logger.level, logging.WARNING))
 
 
 def connect(project: Project) -> MlflowClient:

@@ -94,7 +94,7 @@ def _through_an_outage(tracking: Tracking, project: Project, point: str, *args: 
         code = command.returncode
     assert code != 0, f"`mloop {' '.join(args)}` succeeded with MLflow down"
     text = stderr.decode(errors="replace")
-    assert "Traceback" not in text and "error:" in text, text[-3000:]
+    assert "Traceback" not in text and "error:" in text, f"{text[:3000]}\n...\n{text[-1500:]}"
     return text
 
 
