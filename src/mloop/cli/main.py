@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import NoReturn
 
@@ -70,6 +71,7 @@ def exit_code(error: MloopError | type[MloopError]) -> int:
     return next(code for cls, code in EXIT_CODES if issubclass(kind, cls))
 
 
+_DRIVER_ERROR = re.compile(r"^\(\w[\w.]*(Error|Exception)\) ")
 MAX_MESSAGE = 600  # characters of an MLflow error shown: its request and cause, not a page
 
 
@@ -115,7 +117,10 @@ def tracking_failure(exc: BaseException) -> TrackingError | None:
     else:
         return None
     text = str(getattr(exc, "message", exc)).strip()
-    first = text.splitlines()[0] if text else type(exc).__name__
+    lines = text.splitlines() or [type(exc).__name__]
+    # SQLAlchemy puts the driver's own error, "(sqlite3.OperationalError) database or disk is full", on a
+    # line of its own, after notes such as "(raised as a result of Query-invoked autoflush ...)".
+    first = next((line for line in lines if _DRIVER_ERROR.match(line)), lines[0])
     if any(sign in text for sign in ("Connection refused", "Max retries exceeded", "connection failed")):
         first += " (is it up? run the command again once it is)"
     return TrackingError(f"{what}: {first[:MAX_MESSAGE]}")

@@ -2,7 +2,8 @@
 
 Every statistic compares a *reference* (the training data, summarised in a profile) with a *current*
 window of production rows. Missing values are part of the distribution: PSI and chi² give them a cell
-of their own, so a feature that starts arriving empty drifts even when its non-null values do not.
+of their own, so a feature that starts arriving empty drifts even when its non-null values do not. A
+numeric ±inf counts as missing, as the reference profile counts it.
 
 Decision rules (one :class:`FeatureDrift` per feature):
 
@@ -16,7 +17,9 @@ Decision rules (one :class:`FeatureDrift` per feature):
   up with a smaller PSI than the same shift of a numeric feature.
 * chi² pools sparse cells first (Cochran's rule): every cell expecting fewer than
   :data:`MIN_EXPECTED` (5) rows of the window goes into one pooled "other" cell, and if that cell
-  still expects fewer than 5 the next smallest cells join it until it does. Without this a small
+  still expects fewer than 5 the next smallest cells join it until it does, short of the last cell
+  that expects 5 or more (which stays apart, so a window wholly in rare or unseen categories is not
+  pooled into a single cell that cannot differ). Without this a small
   window is flagged for no reason whenever a rare category (expected 0.2 rows, say) shows up twice,
   or a handful of unseen values (expected share ``EPS``) arrive. A large shift into rare or unseen
   categories still makes the pooled cell far from its expectation, so it is still caught. PSI and
@@ -40,6 +43,7 @@ as the tests check.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -124,11 +128,28 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def _factor_below(peak: float, limit: float) -> float:
+    """The largest power of two that takes ``peak`` to at most ``limit`` (both positive, finite).
+
+    Multiplying by a power of two is exact (short of subnormals), and the largest such factor loses the
+    fewest of the tiny values beside a huge one.
+    """
+    return math.ldexp(1.0, math.frexp(limit)[1] - math.frexp(peak)[1] - 1)
+
+
 def _proportions(counts: ArrayLike, eps: float) -> NDArray[np.float64]:
     array = np.asarray(counts, dtype=np.float64)
+    # NaN or inf weights made every share NaN behind a RuntimeWarning (found by the property tests): refuse them.
+    if array.ndim != 1 or array.size == 0 or not np.all(np.isfinite(array)) or np.any(array < 0):
+        raise ValueError("counts must be a non-empty 1-D array of finite, non-negative numbers with a positive sum")
+    peak, limit = float(array.max()), float(np.finfo(np.float64).max) / array.size
+    if peak > limit:
+        # Weights near the largest float (1e308) overflow their sum to inf, and every share became 0 (found by the
+        # property tests): scale them down by a power of two first, which leaves the shares as they are.
+        array = array * _factor_below(peak, limit)
     total = float(array.sum())
-    if array.ndim != 1 or array.size == 0 or np.any(array < 0) or not total > 0:
-        raise ValueError("counts must be a non-empty 1-D array of non-negative numbers with a positive sum")
+    if not total > 0:
+        raise ValueError("counts must be a non-empty 1-D array of finite, non-negative numbers with a positive sum")
     shares: NDArray[np.float64] = np.maximum(array / total, eps)
     return shares
 
@@ -200,7 +221,12 @@ def ks_sorted(a: NDArray[np.float64], b: NDArray[np.float64]) -> tuple[float, fl
     from scipy.stats import ks_2samp, kstwo
 
     if max(n1, n2) <= KS_EXACT_MAX:
-        result = ks_2samp(a, b)
+        with warnings.catch_warnings():
+            # With ties (e.g. [0, 0, 0, 0, 0] against [0, 0, 0, 0, 1], found by the property tests) SciPy's exact
+            # p-value can fail; it then warns and returns the asymptotic one, the formula used above KS_EXACT_MAX
+            # here anyway. The warning says nothing about the data, so it is not passed on.
+            warnings.filterwarnings("ignore", "ks_2samp: Exact calculation unsuccessful", RuntimeWarning)
+            result = ks_2samp(a, b)
         return float(result.statistic), float(result.pvalue)
     values = np.unique(a)  # sorted input: a linear pass
     cdf_a = np.searchsorted(a, values, side="right") / n1
@@ -215,19 +241,36 @@ def ks_sorted(a: NDArray[np.float64], b: NDArray[np.float64]) -> tuple[float, fl
 
 
 def wasserstein_sorted(a: NDArray[np.float64], b: NDArray[np.float64]) -> float:
-    """Wasserstein-1 distance of two **sorted**, non-empty, NaN-free samples (``scipy.stats.wasserstein_distance``).
+    """Wasserstein-1 distance of two **sorted**, non-empty, finite samples (``scipy.stats.wasserstein_distance``).
 
     Computed as ``∫₀¹ |Q_a(p) - Q_b(p)| dp`` over the quantile functions, which equals SciPy's
     integral of ``|F_a - F_b|`` over the values. With ``a`` the larger sample, each of its ``1/len(a)``
     steps meets at most one step boundary of ``b``: the steps are paired with ``b``'s value at their
     start (``np.repeat``) and the at most ``len(b) - 1`` steps a boundary cuts are corrected — one
     linear pass, no merge of the two samples.
+
+    Values near the largest float (±1e308) are scaled down by a power of two first, so their differences and
+    sums do not overflow; the distance is ``inf`` only when it is itself beyond the largest float.
     """
+    if a.size == 0 or b.size == 0:
+        raise ValueError("wasserstein_sorted needs two non-empty samples")
+    peak = max(abs(float(a[0])), abs(float(a[-1])), abs(float(b[0])), abs(float(b[-1])))  # sorted: ends are extremes
+    if not math.isfinite(peak):
+        raise ValueError("wasserstein_sorted needs finite samples; count ±inf as missing")
+    limit = float(np.finfo(np.float64).max) / (2 * (a.size + b.size))
+    if peak > limit:
+        # Differences and sums of values this large overflowed (inf, or nan behind a RuntimeWarning; found by the
+        # property tests, e.g. [0.0] against [9e307, 9e307]). A power of two scales exactly; dividing the scaled
+        # distance back gives inf only for a distance past the largest float.
+        factor = _factor_below(peak, limit)
+        return _wasserstein_sorted(a * factor, b * factor) / factor
+    return _wasserstein_sorted(a, b)
+
+
+def _wasserstein_sorted(a: NDArray[np.float64], b: NDArray[np.float64]) -> float:
     if a.size < b.size:
         a, b = b, a
     na, nb = int(a.size), int(b.size)
-    if nb == 0:
-        raise ValueError("wasserstein_sorted needs two non-empty samples")
     # a's step j covers (j/na, (j+1)/na]; b's value at its start is b[floor(j*nb/na)], so b[k] serves
     # the steps j in [ceil(k*na/nb), ceil((k+1)*na/nb)).
     starts = -((-np.arange(nb + 1, dtype=np.int64) * na) // nb)
@@ -251,15 +294,21 @@ def pool_sparse_cells(
     """Pool the cells expecting fewer than ``minimum`` rows into one cell, appended last.
 
     Every cell under ``minimum`` joins the pool; if the pool still expects fewer than ``minimum``
-    rows, the next smallest cells join it until it does (or nothing is left to pool). Cells that are
-    kept keep their order. Without a sparse cell the inputs are returned unchanged.
+    rows, the next smallest cells join it until it does, but never the last cell that is not sparse
+    itself: the pool is then tested as it is. When every cell is sparse they all pool into one (a
+    window too small to show anything). Cells that are kept keep their order. Without a sparse cell
+    the inputs are returned unchanged.
     """
     sparse = expected < minimum
     if not sparse.any():
         return observed, expected
     order = np.argsort(expected, kind="stable")
     reach = int(np.searchsorted(np.cumsum(expected[order]), minimum, side="left")) + 1
-    pooled = order[: min(max(int(sparse.sum()), reach), order.size)]
+    n_sparse = int(sparse.sum())
+    # Topping the pool up must leave a well-filled cell outside it: a reference with one category (or one
+    # holding 99% of the rows) and a window wholly in an unseen or the rare category pooled into a single
+    # cell, chi² (0, 1), so a complete shift was never flagged (found by the property tests).
+    pooled = order[: n_sparse if n_sparse == order.size else min(max(n_sparse, reach), order.size - 1)]
     kept = np.sort(order[pooled.size :])
     return (
         np.append(observed[kept], observed[pooled].sum()),
@@ -276,8 +325,11 @@ def _chi2(reference_weights: ArrayLike, observed: ArrayLike, eps: float) -> tupl
     n = counts.sum()
     if n <= 0:
         return math.nan, math.nan
-    # A zero expected count would make the statistic infinite; the floor turns it into "very unlikely".
-    expected = _proportions(reference_weights, eps)
+    # A zero expected count would make the statistic infinite; the floor turns it into "very unlikely". Only
+    # zeros are floored: raising a rare category's share (say 1e-5) to the floor made a window identical to the
+    # reference fail the test on a large window (found by the property tests).
+    shares = _proportions(reference_weights, 0.0)
+    expected = np.where(shares > 0, shares, eps)
     expected = expected / expected.sum() * n
     counts, expected = pool_sparse_cells(counts, expected)
     if counts.size < 2:
@@ -332,7 +384,9 @@ def quantile_edges(sorted_values: NDArray[np.float64], bins: int) -> NDArray[np.
 
     NumPy's default ("linear") quantile read off the sorted array, with NumPy's own interpolation
     arithmetic, so the edges are bit-identical (tested) without the partial sort ``np.quantile``
-    repeats. Empty input gives no edges.
+    repeats. Empty input gives no edges. The one difference: where two neighbouring values are further
+    apart than the largest float (-1e308 and 1e308), NumPy's ``b - a`` overflows and its edge is inf or
+    nan; here it is interpolated between the halves of the values instead, a finite edge between them.
     """
     n = sorted_values.size
     if n == 0:
@@ -344,10 +398,18 @@ def quantile_edges(sorted_values: NDArray[np.float64], bins: int) -> NDArray[np.
     high = np.minimum(low + 1, n - 1)
     low[virtual >= n - 1] = n - 1
     a, b = sorted_values[low], sorted_values[high]
-    diff = b - a
-    edges = a + diff * gamma
-    upper = gamma >= 0.5
-    edges[upper] = (b - diff * (1 - gamma))[upper]
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflowing span is redone below
+        diff = b - a
+        edges = a + diff * gamma
+        upper = gamma >= 0.5
+        edges[upper] = (b - diff * (1 - gamma))[upper]
+    overflow = ~np.isfinite(diff)
+    if overflow.any():
+        # b - a past the largest float made the edge inf, or nan (inf * 0) behind a RuntimeWarning, for a column
+        # holding -1e308 and 1e308 (found by the property tests). Halving is exact, and the halves' span is finite.
+        low_half, high_half, share = a[overflow] / 2, b[overflow] / 2, gamma[overflow]
+        between = (low_half + (high_half - low_half) * share) * 2
+        edges[overflow] = np.where(share == 0, a[overflow], between)
     return np.unique(edges)
 
 
@@ -372,6 +434,13 @@ def _js(reference: NDArray[np.float64], current: NDArray[np.float64]) -> float:
     return math.sqrt(max(divergence, 0.0))  # rounding can leave a tiny negative for equal inputs
 
 
+def _without_infinities(ordered: NDArray[np.float64]) -> NDArray[np.float64]:
+    """A sorted, NaN-free array without its ±inf (a view)."""
+    low = int(np.searchsorted(ordered, -math.inf, side="right"))
+    high = int(np.searchsorted(ordered, math.inf, side="left"))
+    return ordered[low:high]
+
+
 def numeric_drift(
     feature: str,
     *,
@@ -385,12 +454,18 @@ def numeric_drift(
     """Drift of a numeric feature: PSI over the reference bins plus a missing cell, KS on values.
 
     ``current`` holds the window's values with NaN for missing ones (float32 or float64 are used as
-    they are; other dtypes are converted to float64).
+    they are; other dtypes are converted to float64). ±inf counts as missing too, on both sides, as the
+    monitor and the reference profile count it.
     """
     values = float_values(current)
     if values.size == 0:
         raise ValueError(f"no current values for feature {feature!r}")
-    finite, nulls = sorted_finite(values)  # the one sort of the window, shared by every statistic
+    finite, _ = sorted_finite(values)  # the one sort of the window, shared by every statistic
+    # An infinite value was binned and tested as a value: a window identical to a reference with inf in it
+    # drifted (PSI 18), and inf against inf made Wasserstein nan behind a RuntimeWarning (found by the
+    # property tests). Sorted, the infinities are at the ends: two binary searches drop them.
+    finite = _without_infinities(finite)
+    nulls = int(values.size - finite.size)
     ref_counts = np.asarray(reference_counts, dtype=np.float64)
     # Reference as shares of all rows, so its null rate weighs the same as the current one.
     ref_total = ref_counts.sum()
@@ -399,7 +474,7 @@ def numeric_drift(
         ref_shares, bin_counts_sorted(finite, edges).astype(np.float64), reference_null_rate, float(nulls)
     )
     value = psi(ref_cells, cur_cells)
-    sample = sorted_finite(reference_sample)[0]
+    sample = _without_infinities(sorted_finite(reference_sample)[0])
     statistic, p_value = ks_sorted(sample, finite)
     wasserstein = wasserstein_sorted(sample, finite) if sample.size and finite.size else None
 

@@ -23,6 +23,7 @@ Floats are written in their shortest round-trip form, so ``from_json(to_json())`
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -51,7 +52,8 @@ class _Model(BaseModel):
 
 
 class NumericProfile(_Model):
-    """One numeric column; statistics are ``None`` when the column has too few values for them."""
+    """One numeric column; statistics are ``None`` when the column has too few values for them (or, for the
+    std of values spread across most of the float range, when it is past the largest float)."""
 
     kind: Literal["numeric"] = "numeric"
     count: int = Field(ge=0, description="Non-null values.")
@@ -227,15 +229,35 @@ def category_shares(counts: dict[str, int], nulls: int) -> tuple[dict[str, float
     return {label: count / present for label, count in counts.items()}, _rate(nulls, present + nulls)
 
 
+def _mean_std(finite: NDArray[np.float64], low: float | None, high: float | None) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation of finite values between ``low`` and ``high``; ``None`` where undefined.
+
+    The sum behind the mean overflowed for values near 1e308 and the sum of squares behind the std already for
+    values near 1e154, each an inf behind a RuntimeWarning (found by the property tests). Such values are
+    scaled down by a power of two first (exact) and the results scaled back; a std past the largest float
+    (values spread from -1e308 to 1e308) is ``None``, as a statistic the column cannot give.
+    """
+    if low is None or high is None:
+        return None, None
+    peak = max(abs(low), abs(high))
+    limit = math.sqrt(float(np.finfo(np.float64).max) / finite.size) / 2
+    factor = math.ldexp(1.0, math.frexp(limit)[1] - math.frexp(peak)[1] - 1) if peak > limit else 1.0
+    scaled = finite * factor if factor != 1.0 else finite
+    mean = float(scaled.mean()) / factor
+    std = float(scaled.std(ddof=1)) / factor if finite.size > 1 else None  # Python floats: inf, no warning
+    return mean, std if std is None or math.isfinite(std) else None
+
+
 def _numeric_profile(values: pd.Series, bins: int, sample_size: int, seed: int) -> NumericProfile:
     array = numeric_values(values)
     finite = array[~np.isnan(array)]
     summary = numeric_summary(finite, bins, sample_size, seed)
+    mean, std = _mean_std(finite, summary.min, summary.max)
     return NumericProfile(
         count=int(finite.size),
         null_rate=_rate(array.size - finite.size, array.size),
-        mean=float(finite.mean()) if finite.size else None,
-        std=float(finite.std(ddof=1)) if finite.size > 1 else None,
+        mean=mean,
+        std=std,
         min=summary.min,
         max=summary.max,
         edges=summary.edges.tolist(),
