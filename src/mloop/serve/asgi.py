@@ -18,7 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mloop.errors import HTTPProblem, MloopError
+from mloop.errors import HTTPProblem, MloopError, PredictionLogError
 from mloop.serve.http import OrjsonResponse, status_of
 from mloop.serve.service import Service
 
@@ -37,7 +37,11 @@ def error_answer(exc: Exception) -> tuple[int, dict[str, Any], Mapping[str, str]
     """
     if isinstance(exc, HTTPProblem):
         return status_of(exc), {"detail": exc.detail}, exc.headers
+    if isinstance(exc, PredictionLogError):  # the log store is busy or away (a lock, an outage): a retry may work
+        log.warning("answered 503: %s", exc)
+        return 503, {"detail": f"{exc}; retry"}, {"Retry-After": "1"}
     if isinstance(exc, MloopError):
+        log.error("answered 500: %s", exc)
         return 500, {"detail": str(exc)}, None
     return 500, {"detail": f"internal error ({type(exc).__name__}); see the server log"}, None
 

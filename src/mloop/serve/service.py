@@ -261,8 +261,13 @@ class Service:
         items, single = _items(parse_json(body), self.settings.max_batch_size, "with request_id and label")
         labels = [(item.request_id, item.label) for item in _validate_all(items, single, FeedbackItem)]
         writer = self.log_writer()
-        writer.flush(FEEDBACK_FLUSH_SECONDS)  # a label for a just-served request must find its row
+        # Labels mostly come long after their predictions were stored: attach first (all or none), and only
+        # if an id is not in the log yet wait for the writer's queue and try again. Flushing on every call
+        # queued each feedback request behind every worker's writer (seconds under load, on SQLite).
         unknown = writer.store.attach_labels(labels)
+        if unknown and writer.pending:
+            writer.flush(FEEDBACK_FLUSH_SECONDS)  # a label for a just-served request must find its row
+            unknown = writer.store.attach_labels(labels)
         if unknown:
             shown = ", ".join(unknown[:20]) + (f" and {len(unknown) - 20} more" if len(unknown) > 20 else "")
             raise UnknownRequestIds(

@@ -8,7 +8,7 @@ import httpx
 import orjson
 from fastapi import FastAPI
 
-from mloop.errors import InvalidInput, ModelUnavailable, ServeError
+from mloop.errors import InvalidInput, ModelUnavailable, PredictionLogError, ServeError
 from mloop.serve.asgi import error_answer, install_error_handlers
 
 
@@ -18,6 +18,12 @@ def test_each_kind_of_error_answers_its_status_body_and_headers() -> None:
     unavailable = ModelUnavailable("no model is loaded: none yet", headers={"Retry-After": "5"})
     assert error_answer(unavailable) == (503, {"detail": "no model is loaded: none yet"}, {"Retry-After": "5"})
     assert error_answer(ServeError("version 3 failed to score")) == (500, {"detail": "version 3 failed to score"}, None)
+    locked = PredictionLogError("cannot attach labels in predictions.db: database is locked")
+    assert error_answer(locked) == (  # a busy or absent log store is a retry later (503), not a server fault
+        503,
+        {"detail": "cannot attach labels in predictions.db: database is locked; retry"},
+        {"Retry-After": "1"},
+    )
     unexpected = error_answer(KeyError("secret internals"))
     assert unexpected == (500, {"detail": "internal error (KeyError); see the server log"}, None)
 
