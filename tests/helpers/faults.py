@@ -1,13 +1,22 @@
 """A TCP proxy on 127.0.0.1 that a test can cut: a real service (PostgreSQL, S3) that "stops" for the code
 under test (open connections reset, new ones refused) while the real server keeps running for the rest of
-the suite, and comes back the same."""
+the suite, and comes back the same; and ``through_an_outage``, a command stopped at a failpoint while a part
+goes away."""
 
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
+from collections.abc import Callable, Sequence
 from contextlib import suppress
+from pathlib import Path
 from types import TracebackType
+
+from mloop.failpoints import ENV
+from mloop.project import Project
+from tests.helpers.cli import clean_env, mloop_argv
+from tests.helpers.servers import background, wait_for
 
 BUFFER = 65536
 
@@ -90,3 +99,32 @@ class CuttableProxy:
                     self._open.discard(sock)
                     with suppress(OSError):
                         sock.close()
+
+
+def through_an_outage(
+    project: Project,
+    point: str,
+    args: Sequence[str],
+    stop: Callable[[], None],
+    tmp_path: Path,
+    what: str,
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> str:
+    """``mloop ARGS`` held at failpoint ``point`` while ``stop()`` takes ``what`` away, then let go; its
+    stderr. It must fail cleanly: non-zero, an ``error:`` line, no traceback."""
+    release = tmp_path / f"release-{point.replace(':', '-')}"
+    reached = release.with_name(release.name + ".reached")  # written by mloop.failpoints on arrival
+    full_env = clean_env(**{ENV: f"{point}=wait:{release}"}, **(env or {}))
+    argv = mloop_argv(*args, project=project)
+    with background(argv, env=full_env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as command:
+        wait_for(lambda: reached.exists() or command.poll() is not None, f"`mloop {args[0]}` to reach {point}", 300)
+        assert command.poll() is None, f"`mloop {args[0]}` ended before {point}: {command.communicate()}"
+        stop()
+        release.touch()
+        _, stderr = command.communicate(timeout=180)
+    text = stderr.decode(errors="replace")
+    assert command.returncode != 0, f"`mloop {' '.join(args)}` succeeded with {what} down"
+    assert "Traceback" not in text and "error:" in text, f"{text[:3000]}\n...\n{text[-1500:]}"
+    return text

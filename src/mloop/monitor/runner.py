@@ -14,6 +14,7 @@ import pandas as pd
 
 from mloop.core.metrics import GREATER_IS_BETTER
 from mloop.data.contract import Contract, coerce_frame
+from mloop.data.predictions import PredictionLog
 from mloop.data.profile import Profile
 from mloop.errors import MonitorError
 from mloop.monitor.drift import Distribution, DriftReport, distribution, drift_report, thresholds_from_config
@@ -131,12 +132,20 @@ def evaluate_window(project: Project, ref: Reference, rows: pd.DataFrame, index:
     )
 
 
-def _rows(project: Project, version: str) -> pd.DataFrame:
+def _store(project: Project) -> PredictionLog:
     if not project.has_prediction_log():
         raise MonitorError(f"No prediction log at {project.predictions_db}; serve the model and send traffic first.")
-    rows = project.prediction_store().read(model_version=version)
+    return project.prediction_store()
+
+
+def _no_rows(version: str) -> MonitorError:
+    return MonitorError(f"The prediction log has no rows for version {version} yet.")
+
+
+def _rows(project: Project, version: str) -> pd.DataFrame:
+    rows = _store(project).read(model_version=version)
     if rows.empty:
-        raise MonitorError(f"The prediction log has no rows for version {version} yet.")
+        raise _no_rows(version)
     return rows
 
 
@@ -148,12 +157,10 @@ def monitor(project: Project, version: str | None = None, last: int | None = Non
     """
     ref = load_reference(project, version)
     size = last or project.config.monitor.window_size
-    if not project.has_prediction_log():
-        raise MonitorError(f"No prediction log at {project.predictions_db}; serve the model and send traffic first.")
-    store = project.prediction_store()
+    store = _store(project)
     total = store.count(model_version=ref.version.version)
     if total == 0:
-        raise MonitorError(f"The prediction log has no rows for version {ref.version.version} yet.")
+        raise _no_rows(ref.version.version)
     rows = store.read(model_version=ref.version.version, last=size)
     result = evaluate_window(project, ref, rows, index=max(0, (total - 1) // size))
     if write:

@@ -9,7 +9,6 @@ champion while MLflow is down, and picks up an alias move once it is back.
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -17,13 +16,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from tests.helpers.cli import clean_env, mloop, mloop_argv, ok
+from tests.helpers.cli import clean_env, mloop, ok
+from tests.helpers.faults import through_an_outage
 from tests.helpers.projects import early_sales, train_champion, write_project
-from tests.helpers.servers import Server, background, free_port, mlflow_server, run_server, wait_for
+from tests.helpers.servers import Server, free_port, mlflow_server, run_server, wait_for
 from tests.helpers.traffic import as_records
 
 from mloop.data.contract import load_contract
-from mloop.failpoints import ENV
 from mloop.project import Project
 from mloop.registry.versions import CHAMPION, alias_version, list_versions, set_alias
 
@@ -79,25 +78,6 @@ def project(tracking: Tracking, tmp_path_factory: pytest.TempPathFactory, ames: 
     return train_champion(project)
 
 
-def _through_an_outage(tracking: Tracking, project: Project, point: str, *args: str, tmp_path: Path) -> str:
-    """``mloop ARGS`` held at ``point`` while MLflow is killed, then let go; its stderr (it must fail)."""
-    release = tmp_path / f"release-{point.replace(':', '-')}"
-    env = clean_env(**{ENV: f"{point}=wait:{release}"}, **FAST_FAIL)
-    argv = mloop_argv(*args, project=project)
-    reached = release.with_name(release.name + ".reached")
-    with background(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as command:
-        wait_for(lambda: reached.exists() or command.poll() is not None, f"`mloop {args[0]}` to reach {point}", 300)
-        assert command.poll() is None, f"`mloop {args[0]}` ended before {point}: {command.communicate()}"
-        tracking.stop()
-        release.touch()
-        _, stderr = command.communicate(timeout=120)
-        code = command.returncode
-    assert code != 0, f"`mloop {' '.join(args)}` succeeded with MLflow down"
-    text = stderr.decode(errors="replace")
-    assert "Traceback" not in text and "error:" in text, f"{text[:3000]}\n...\n{text[-1500:]}"
-    return text
-
-
 def _new_version(project: Project) -> str:
     """A version trained and registered now (not promoted): the registry's newest."""
     ok(mloop("train", project=project, env=clean_env(**FAST_FAIL)))
@@ -110,7 +90,9 @@ def test_register_with_mlflow_down_creates_nothing_and_succeeds_once_it_is_back(
 ) -> None:
     ok(mloop("train", project=project, env=clean_env(**FAST_FAIL)))
     before = [v.version for v in list_versions(project)]
-    _through_an_outage(tracking, project, "register:before-create", "register", tmp_path=tmp_path)
+    through_an_outage(
+        project, "register:before-create", ("register",), tracking.stop, tmp_path, "MLflow", env=FAST_FAIL
+    )
     tracking.start()
     assert [v.version for v in list_versions(project)] == before  # nothing half-made
     assert_invariants(project)
@@ -126,7 +108,7 @@ def test_promote_with_mlflow_down_leaves_the_champion_and_succeeds_once_it_is_ba
     champion = alias_version(project, CHAMPION)
     assert champion is not None and champion.version != newest
     args = ("promote", newest, "--force", "--reason", "fault test")
-    stderr = _through_an_outage(tracking, project, "promote:after-gate", *args, tmp_path=tmp_path)
+    stderr = through_an_outage(project, "promote:after-gate", args, tracking.stop, tmp_path, "MLflow", env=FAST_FAIL)
     assert "127.0.0.1" in stderr or "MLflow" in stderr or "tracking" in stderr.lower(), stderr
     tracking.start()
     assert assert_invariants(project) == champion.version  # the alias did not move

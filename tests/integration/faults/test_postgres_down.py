@@ -11,19 +11,16 @@ whole; with the database back, the same command succeeds. (The prediction log's 
 from __future__ import annotations
 
 import os
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from tests.helpers.cli import clean_env, mloop, mloop_argv, ok
-from tests.helpers.faults import CuttableProxy
+from tests.helpers.cli import mloop, ok
+from tests.helpers.faults import CuttableProxy, through_an_outage
 from tests.helpers.projects import early_sales, train_champion, write_project
-from tests.helpers.servers import background, wait_for
 
-from mloop.failpoints import ENV
 from mloop.project import Project
 from mloop.registry.versions import CHAMPION, alias_version, list_versions
 
@@ -75,32 +72,15 @@ def project(
         os.chdir(here)
 
 
-def _through_an_outage(proxy: CuttableProxy, project: Project, point: str, *args: str, tmp_path: Path) -> str:
-    """``mloop ARGS`` held at ``point`` while the database is cut, then let go; its stderr (it must fail)."""
-    release = tmp_path / f"release-{point.replace(':', '-')}"
-    reached = release.with_name(release.name + ".reached")
-    env = clean_env(**{ENV: f"{point}=wait:{release}"})
-    with background(
-        mloop_argv(*args, project=project), env=env, cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    ) as command:
-        wait_for(lambda: reached.exists() or command.poll() is not None, f"`mloop {args[0]}` to reach {point}", 300)
-        assert command.poll() is None, f"`mloop {args[0]}` ended before {point}: {command.communicate()}"
-        proxy.cut()
-        release.touch()
-        _, stderr = command.communicate(timeout=180)
-    proxy.restore()
-    text = stderr.decode(errors="replace")
-    assert command.returncode != 0, f"`mloop {' '.join(args)}` succeeded with PostgreSQL down"
-    assert "Traceback" not in text and "error:" in text, f"{text[:3000]}\n...\n{text[-1500:]}"
-    return text
-
-
 def test_register_with_the_database_down_creates_nothing_and_succeeds_once_it_is_back(
     proxy: CuttableProxy, project: Project, tmp_path: Path
 ) -> None:
     ok(mloop("train", project=project, cwd=project.root))
     before = [v.version for v in list_versions(project)]
-    _through_an_outage(proxy, project, "register:before-create", "register", tmp_path=tmp_path)
+    through_an_outage(
+        project, "register:before-create", ("register",), proxy.cut, tmp_path, "PostgreSQL", cwd=project.root
+    )
+    proxy.restore()
     assert [v.version for v in list_versions(project)] == before
     assert_invariants(project)
     ok(mloop("register", project=project, cwd=project.root))
@@ -117,7 +97,8 @@ def test_promote_with_the_database_down_leaves_the_champion_and_succeeds_once_it
     champion = alias_version(project, CHAMPION)
     assert champion is not None and champion.version != newest
     args = ("promote", newest, "--force", "--reason", "fault test")
-    _through_an_outage(proxy, project, "promote:after-gate", *args, tmp_path=tmp_path)
+    through_an_outage(project, "promote:after-gate", args, proxy.cut, tmp_path, "PostgreSQL", cwd=project.root)
+    proxy.restore()
     assert assert_invariants(project) == champion.version
     ok(mloop(*args, project=project, cwd=project.root))
     assert assert_invariants(project) == newest
