@@ -187,6 +187,27 @@ class GateConfig(_Section):
         def label(self) -> str:
             return self.name or f"{self.feature}_{self.expect}"
 
+    class Shadow(_Section):
+        """Evidence from live traffic: the challenger's shadow predictions beside the champion's answers."""
+
+        min_requests: int = Field(
+            default=0,
+            ge=0,
+            description="Shadow-scored requests the challenger needs against the champion to be promoted "
+            "(0: not required).",
+        )
+        max_quality_loss: float | None = Field(
+            default=None,
+            ge=0.0,
+            description="How much (relative) worse than the champion the challenger may score the gate metric "
+            "on the same labelled live requests (0.05 = 5%; unset: not checked).",
+        )
+        tolerance: float = Field(
+            default=0.05,
+            ge=0.0,
+            description="Regression: a shadow prediction within this relative difference of the champion's agrees.",
+        )
+
     metric: str | None = Field(default=None, description="Metric the challenger must win on.")
     min_improvement: float = Field(
         default=0.0, ge=0.0, description="Relative margin the challenger must win by (0.01 = 1%)."
@@ -207,6 +228,7 @@ class GateConfig(_Section):
     schema_compatible: bool = Field(
         default=True, description="Refuse a challenger needing inputs the champion's callers do not send."
     )
+    shadow: Shadow = Field(default_factory=Shadow, description="Shadow evidence the challenger must have.")
 
     @field_validator("floors", "ceilings")
     @classmethod
@@ -334,9 +356,33 @@ class ServeConfig(_Section):
 
 class MonitorConfig(_Section):
     window_size: int = Field(default=200, ge=10)
-    psi_threshold: float = Field(default=0.2, gt=0)
-    ks_pvalue: float = Field(default=0.01, gt=0, lt=1)
-    chi2_pvalue: float = Field(default=0.01, gt=0, lt=1)
+    decision: Literal["calibrated", "per_feature"] = Field(
+        default="calibrated",
+        description="calibrated: the features' p-values are corrected together (Benjamini-Hochberg at "
+        "false_alarm_rate) and a drifted feature must also reach effect_floor; per_feature: each feature alone "
+        "against psi_threshold, ks_pvalue and chi2_pvalue.",
+    )
+    false_alarm_rate: float = Field(
+        default=0.05,
+        gt=0,
+        lt=1,
+        description="Calibrated decision: the share of unchanged windows allowed to raise any drift alarm.",
+    )
+    effect_floor: float = Field(
+        default=0.1,
+        ge=0,
+        description="Calibrated decision: the PSI a feature must reach to drift, however significant its test "
+        "(keeps large windows from flagging negligible shifts).",
+    )
+    ks_effect_floor: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="Calibrated decision: or the KS statistic (largest CDF gap) a numeric feature must reach.",
+    )
+    psi_threshold: float = Field(default=0.2, gt=0, description="per_feature decision: PSI above this drifts.")
+    ks_pvalue: float = Field(default=0.01, gt=0, lt=1, description="per_feature decision: KS p-value below this.")
+    chi2_pvalue: float = Field(default=0.01, gt=0, lt=1, description="per_feature decision: chi² p-value below this.")
     min_drifted_features: int = Field(default=1, ge=1)
     predictions_url: str | None = Field(
         default=None,

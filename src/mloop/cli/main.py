@@ -20,6 +20,7 @@ from mloop.cli import (  # noqa: F401 - registers commands
     ops_cmds,
     score_cmd,
     stream_cmd,
+    trace_cmd,
     ui_cmd,
 )
 from mloop.cli.app import app, err_console

@@ -8,12 +8,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mloop.cli.app import JsonOption, app, console, emit_json, project
+from mloop.cli.app import JsonOption, app, console, emit_json, err_console, project
 
 if TYPE_CHECKING:
     from rich.progress import Progress
 
     from mloop.core.gate import GateDecision
+    from mloop.core.shadow import ShadowEvidence
+    from mloop.project import Project
+    from mloop.registry.versions import VersionInfo
 
 
 def _print_metrics(metrics: dict[str, float]) -> str:
@@ -152,19 +155,58 @@ def rollback(
     console.print(f"champion rolled back from version {old} to version {new}")
 
 
+def _challenger_evidence(proj: Project, rows: list[VersionInfo]) -> tuple[str | None, ShadowEvidence | None]:
+    """(challenger version, its shadow evidence against the champion); a log that cannot be read is a
+    warning, not a failed listing."""
+    from mloop.errors import PredictionLogError
+    from mloop.registry.shadow import version_evidence
+    from mloop.registry.versions import CHALLENGER, CHAMPION
+
+    challenger = next((v.version for v in rows if CHALLENGER in v.aliases), None)
+    champion = next((v.version for v in rows if CHAMPION in v.aliases), None)
+    if challenger is None or champion is None or challenger == champion:
+        return challenger, None
+    try:
+        return challenger, version_evidence(proj, challenger, champion)
+    except PredictionLogError as exc:
+        err_console.print(f"[yellow]warning[/]: no shadow evidence: {exc.message}")
+        return challenger, None
+
+
+def _shadow_cell(evidence: ShadowEvidence | None, metric: str) -> str:
+    """``160 requests, 70.6% agree, 160 labelled: rmse 13.1% worse``: the challenger's live evidence."""
+    from mloop.core.shadow import live_metric
+
+    if evidence is None:
+        return ""
+    if not evidence.requests:
+        return "0 requests"
+    text = f"{evidence.requests} requests, {evidence.agreement or 0.0:.1%} agree"
+    if not evidence.labelled:
+        return text
+    name = live_metric(metric, evidence.task)
+    loss = evidence.quality_loss(name)
+    verdict = "" if loss is None else f": {name} {abs(loss):.1%} {'worse' if loss > 0 else 'better'}"
+    return f"{text}, {evidence.labelled} labelled{verdict}"
+
+
 @app.command()
 def models(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """List model versions with aliases, metrics and gate results."""
+    """List model versions with aliases, metrics, gate results and the challenger's shadow evidence."""
     from mloop.registry import versions
     from mloop.terminal import new_table
 
     proj = project(ctx)
     rows = versions.list_versions(proj)
     metric = proj.config.primary_metric
+    challenger, evidence = _challenger_evidence(proj, rows)
     if as_json:
-        emit_json([v.__dict__ for v in rows])
+        shadow = evidence.to_dict() if evidence is not None else None
+        emit_json([{**v.__dict__, "shadow": shadow if v.version == challenger else None} for v in rows])
         return
-    table = new_table("version", "aliases", metric, "data", "gate", title=f"model {proj.name}", wrap=("gate",))
+    table = new_table(
+        "version", "aliases", metric, "data", "gate", "shadow", title=f"model {proj.name}", wrap=("gate",)
+    )
     for v in rows:
         gate_tag = v.tags.get("mloop.gate")
         verdict = ""
@@ -179,6 +221,7 @@ def models(ctx: typer.Context, as_json: JsonOption = False) -> None:
             f"{value:,.4g}" if value is not None else "",
             v.tags.get("mloop.data_hash", "")[:12],
             verdict,
+            _shadow_cell(evidence, metric) if v.version == challenger else "",
         )
     console.print(table)
 

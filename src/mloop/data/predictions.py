@@ -30,6 +30,9 @@ from mloop.errors import DuplicateRequestId, PredictionLogError
 COLUMNS = ("request_id", "ts", "model_version", "features", "prediction", "latency_ms", "label", "label_ts")
 META_COLUMNS = ("request_id", "ts", "model_version", "prediction", "latency_ms", "label", "label_ts")
 BUSY_TIMEOUT_MS = 10_000
+#: A challenger's shadow prediction of request ``X`` is logged as ``X:shadow`` under the challenger's version.
+SHADOW_SUFFIX = ":shadow"
+_SHADOW_PATTERN = "%" + SHADOW_SUFFIX  # a LIKE pattern, passed as a parameter (psycopg reads % in the SQL text)
 _MAX_PARAMS = 500  # ids per IN (...) query, well under SQLite's bound-parameter limit
 
 _SCHEMA = """
@@ -56,6 +59,7 @@ def select_sql(order_column: str) -> str:
 
 
 _SELECT = select_sql("rowid")
+_GET = f"SELECT {', '.join(COLUMNS)} FROM predictions WHERE request_id = ?"  # noqa: S608 - fixed names only
 
 
 def utc_now() -> str:
@@ -78,8 +82,15 @@ def _loads(text: str | None) -> Any:
     return None if text is None else orjson.loads(text)
 
 
-def where_sql(model_version: str | None, since: str | datetime | None, labelled_only: bool) -> tuple[str, list[Any]]:
-    """The WHERE part of a read or count (fixed column names and ? placeholders only) and its parameters."""
+def where_sql(
+    model_version: str | None, since: str | datetime | None, labelled_only: bool, shadow: bool = False
+) -> tuple[str, list[Any]]:
+    """The WHERE part of a read or count (fixed column names and ? placeholders only) and its parameters.
+
+    Shadow rows (``<id>:shadow``) are left out, or with ``shadow`` are the only rows kept: the suffix test
+    filters the rows the ``(model_version, ts)`` index finds, so reads stay index scans, and old logs need
+    no new column.
+    """
     clauses: list[str] = []
     params: list[Any] = []
     if model_version is not None:
@@ -90,7 +101,67 @@ def where_sql(model_version: str | None, since: str | datetime | None, labelled_
         params.append(_as_utc_text(since))
     if labelled_only:
         clauses.append("label IS NOT NULL")
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+    clauses.append("request_id LIKE ?" if shadow else "request_id NOT LIKE ?")
+    params.append(_SHADOW_PATTERN)
+    return " WHERE " + " AND ".join(clauses), params
+
+
+PAIR_COLUMNS = (
+    "request_id",
+    "ts",
+    "champion_version",
+    "challenger_version",
+    "champion_prediction",
+    "challenger_prediction",
+    "label",
+)
+
+
+def pairs_sql(
+    order_column: str, challenger: str, champion: str | None, since: str | datetime | None, last: int | None
+) -> tuple[str, list[Any]]:
+    """Each shadow row of ``challenger`` joined to the served row it shadowed (by primary key), oldest first.
+
+    Columns: an ordering column, then ``PAIR_COLUMNS`` (JSON text for predictions and label). The shadow
+    rows are found by the ``(model_version, ts)`` index, their champion rows by the primary key.
+    """
+    check_last(last)
+    cut = len(SHADOW_SUFFIX)
+    select = (
+        f"SELECT s.{order_column} AS ord, c.request_id AS request_id, s.ts AS ts, "  # noqa: S608
+        "c.model_version AS champion_version, s.model_version AS challenger_version, "
+        "c.prediction AS champion_prediction, s.prediction AS challenger_prediction, c.label AS label "
+        "FROM predictions AS s JOIN predictions AS c "
+        f"ON c.request_id = substr(s.request_id, 1, length(s.request_id) - {cut}) "
+        "WHERE s.model_version = ? AND s.request_id LIKE ?"
+    )
+    params: list[Any] = [str(challenger), _SHADOW_PATTERN]
+    if champion is not None:
+        select += " AND c.model_version = ?"
+        params.append(str(champion))
+    if since is not None:
+        select += " AND s.ts >= ?"
+        params.append(_as_utc_text(since))
+    if last is not None:
+        select = f"SELECT * FROM ({select} ORDER BY s.ts DESC, ord DESC LIMIT ?) AS newest"  # noqa: S608
+        params.append(last)
+    return f"{select} ORDER BY ts, ord", params
+
+
+def pairs_to_frame(rows: Sequence[Sequence[Any]]) -> pd.DataFrame:
+    """Rows selected by ``pairs_sql`` as ``read_pairs`` returns them: predictions and label decoded."""
+    return pd.DataFrame(
+        {
+            "request_id": [str(r[1]) for r in rows],
+            "ts": [r[2] for r in rows],
+            "champion_version": [str(r[3]) for r in rows],
+            "challenger_version": [str(r[4]) for r in rows],
+            "champion_prediction": pd.Series([_loads(r[5]) for r in rows], dtype=object),
+            "challenger_prediction": pd.Series([_loads(r[6]) for r in rows], dtype=object),
+            "label": pd.Series([_loads(r[7]) for r in rows], dtype=object),
+        },
+        columns=list(PAIR_COLUMNS),
+    )
 
 
 def check_last(last: int | None) -> None:
@@ -154,6 +225,21 @@ class PredictionRow:
         request_id, ts, model_version, features, prediction, latency_ms = orjson.loads(line)
         return cls(str(request_id), str(ts), str(model_version), dict(features), prediction, float(latency_ms))
 
+    @classmethod
+    def from_stored(cls, values: Sequence[Any]) -> PredictionRow:
+        """A row as the table holds it (the columns of ``COLUMNS``, in order), JSON columns decoded."""
+        request_id, ts, model_version, features, prediction, latency_ms, label, label_ts = values
+        return cls(
+            str(request_id),
+            str(ts),
+            str(model_version),
+            dict(orjson.loads(features)),
+            _loads(prediction),
+            float("nan") if latency_ms is None else float(latency_ms),
+            _loads(label),
+            None if label_ts is None else str(label_ts),
+        )
+
     def as_params(self) -> tuple[Any, ...]:
         labelled = self.label is not None
         return (
@@ -186,9 +272,28 @@ class PredictionLog(Protocol):
         last: int | None = None,
         since: str | datetime | None = None,
         labelled_only: bool = False,
+        shadow: bool = False,
     ) -> pd.DataFrame: ...
 
-    def count(self, model_version: str | None = None, since: str | None = None, labelled_only: bool = False) -> int: ...
+    def count(
+        self,
+        model_version: str | None = None,
+        since: str | None = None,
+        labelled_only: bool = False,
+        shadow: bool = False,
+    ) -> int: ...
+
+    def read_pairs(
+        self,
+        challenger_version: str,
+        champion_version: str | None = None,
+        since: str | datetime | None = None,
+        last: int | None = None,
+    ) -> pd.DataFrame: ...
+
+    def get(self, request_id: str) -> PredictionRow | None:
+        """The row logged for ``request_id`` (its primary key), or None when there is none."""
+        ...
 
 
 class PredictionStore:
@@ -292,10 +397,15 @@ class PredictionStore:
     # ---------------------------------------------------------------------------------- reading
 
     def _fetch(
-        self, model_version: str | None, last: int | None, since: str | datetime | None, labelled_only: bool
+        self,
+        model_version: str | None,
+        last: int | None,
+        since: str | datetime | None,
+        labelled_only: bool,
+        shadow: bool = False,
     ) -> list[tuple[Any, ...]]:
         check_last(last)
-        where, params = where_sql(model_version, since, labelled_only)
+        where, params = where_sql(model_version, since, labelled_only, shadow)
         select = _SELECT + where  # the WHERE holds fixed column names and ? placeholders only
         if last is not None:
             select = f"SELECT * FROM ({select} ORDER BY ts DESC, rowid DESC LIMIT ?)"  # noqa: S608
@@ -312,24 +422,61 @@ class PredictionStore:
         last: int | None = None,
         since: str | datetime | None = None,
         labelled_only: bool = False,
+        shadow: bool = False,
     ) -> pd.DataFrame:
         """Logged predictions, oldest first (by ``ts``, then insertion order), features as columns.
 
         ``last`` keeps the newest N rows; ``since`` keeps rows at or after that time (any ISO-8601 text;
         without a zone it is UTC). ``prediction`` and ``label`` are decoded from JSON; a missing label
         is None. Meta columns win over a feature of the same name, which is renamed ``feature.<name>``.
+        Shadow rows (a challenger's ``<id>:shadow`` predictions) are left out; ``shadow`` reads only them.
         """
-        return rows_to_frame(self._fetch(model_version, last, since, labelled_only))
+        return rows_to_frame(self._fetch(model_version, last, since, labelled_only, shadow))
 
-    def count(self, model_version: str | None = None, since: str | None = None, labelled_only: bool = False) -> int:
+    def count(
+        self,
+        model_version: str | None = None,
+        since: str | None = None,
+        labelled_only: bool = False,
+        shadow: bool = False,
+    ) -> int:
         """How many rows ``read`` would return with the same filters."""
-        where, params = where_sql(model_version, since, labelled_only)
+        where, params = where_sql(model_version, since, labelled_only, shadow)
         try:
             with closing(self._connect()) as conn:
                 (total,) = conn.execute("SELECT COUNT(*) FROM predictions" + where, params).fetchone()  # noqa: S608
         except sqlite3.Error as exc:
             raise PredictionLogError(f"cannot read the prediction log {self.path}: {exc}") from None
         return int(total)
+
+    def read_pairs(
+        self,
+        challenger_version: str,
+        champion_version: str | None = None,
+        since: str | datetime | None = None,
+        last: int | None = None,
+    ) -> pd.DataFrame:
+        """The challenger's shadow predictions beside the served predictions of the same requests.
+
+        One row per shadow-scored request, oldest first, with ``PAIR_COLUMNS``: the served request's id,
+        the shadow row's time, both versions and predictions, and the served request's label (None until
+        feedback). ``champion_version`` keeps the requests that version served; ``last`` the newest N.
+        """
+        select, params = pairs_sql("rowid", challenger_version, champion_version, since, last)
+        try:
+            with closing(self._connect()) as conn:
+                return pairs_to_frame(conn.execute(select, params).fetchall())
+        except sqlite3.Error as exc:
+            raise PredictionLogError(f"cannot read the prediction log {self.path}: {exc}") from None
+
+    def get(self, request_id: str) -> PredictionRow | None:
+        """The row logged for ``request_id``, its label too if one came, or None: one primary-key lookup."""
+        try:
+            with closing(self._connect()) as conn:
+                found = conn.execute(_GET, (str(request_id),)).fetchone()
+        except sqlite3.Error as exc:
+            raise PredictionLogError(f"cannot read the prediction log {self.path}: {exc}") from None
+        return None if found is None else PredictionRow.from_stored(found)
 
 
 def open_prediction_store(target: Path | str) -> PredictionLog:
@@ -349,6 +496,8 @@ def open_prediction_store(target: Path | str) -> PredictionLog:
 
 __all__ = [
     "COLUMNS",
+    "PAIR_COLUMNS",
+    "SHADOW_SUFFIX",
     "PredictionLog",
     "PredictionRow",
     "PredictionStore",

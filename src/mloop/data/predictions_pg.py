@@ -30,6 +30,8 @@ from mloop.data.predictions import (
     PredictionRow,
     _dumps,
     check_last,
+    pairs_sql,
+    pairs_to_frame,
     rows_to_frame,
     select_sql,
     utc_now,
@@ -83,6 +85,7 @@ _INSERT = _pg(INSERT_SQL)
 _INSERT_NEW = _INSERT + " ON CONFLICT (request_id) DO NOTHING"
 _LABEL = _pg(LABEL_SQL)
 _SELECT = select_sql("seq")
+_GET = _pg(f"SELECT {', '.join(COLUMNS)} FROM predictions WHERE request_id = ?")  # noqa: S608 - fixed names
 
 
 def is_postgres_url(url: str) -> bool:
@@ -232,10 +235,11 @@ class PgPredictionStore:
         last: int | None = None,
         since: str | datetime | None = None,
         labelled_only: bool = False,
+        shadow: bool = False,
     ) -> pd.DataFrame:
         """Logged predictions, oldest first (by ``ts``, then insertion order), as ``PredictionStore.read``."""
         check_last(last)
-        where, params = where_sql(model_version, since, labelled_only)
+        where, params = where_sql(model_version, since, labelled_only, shadow)
         select = _SELECT + _pg(where)  # the WHERE holds fixed column names and placeholders only
         if last is not None:
             select = f"SELECT * FROM ({select} ORDER BY ts DESC, seq DESC LIMIT %s) AS newest"  # noqa: S608
@@ -247,15 +251,46 @@ class PgPredictionStore:
             raise PredictionLogError(f"cannot read the prediction log {self.location}: {self._reason(exc)}") from None
         return rows_to_frame(rows)
 
-    def count(self, model_version: str | None = None, since: str | None = None, labelled_only: bool = False) -> int:
+    def count(
+        self,
+        model_version: str | None = None,
+        since: str | None = None,
+        labelled_only: bool = False,
+        shadow: bool = False,
+    ) -> int:
         """How many rows ``read`` would return with the same filters."""
-        where, params = where_sql(model_version, since, labelled_only)
+        where, params = where_sql(model_version, since, labelled_only, shadow)
         try:
             with self._transaction() as conn:
                 found = conn.execute("SELECT COUNT(*) FROM predictions" + _pg(where), params).fetchone()  # noqa: S608
         except self._db.Error as exc:
             raise PredictionLogError(f"cannot read the prediction log {self.location}: {self._reason(exc)}") from None
         return int(found[0]) if found else 0
+
+    def read_pairs(
+        self,
+        challenger_version: str,
+        champion_version: str | None = None,
+        since: str | datetime | None = None,
+        last: int | None = None,
+    ) -> pd.DataFrame:
+        """The challenger's shadow predictions beside the served ones, as ``PredictionStore.read_pairs``."""
+        select, params = pairs_sql("seq", challenger_version, champion_version, since, last)
+        try:
+            with self._transaction() as conn:
+                rows = conn.execute(_pg(select), params).fetchall()
+        except self._db.Error as exc:
+            raise PredictionLogError(f"cannot read the prediction log {self.location}: {self._reason(exc)}") from None
+        return pairs_to_frame(rows)
+
+    def get(self, request_id: str) -> PredictionRow | None:
+        """The row logged for ``request_id``, as ``PredictionStore.get``: one primary-key lookup."""
+        try:
+            with self._transaction() as conn:
+                found = conn.execute(_GET, (str(request_id),)).fetchone()
+        except self._db.Error as exc:
+            raise PredictionLogError(f"cannot read the prediction log {self.location}: {self._reason(exc)}") from None
+        return None if found is None else PredictionRow.from_stored(found)
 
 
 __all__ = ["PgPredictionStore", "is_postgres_url", "safe_url"]

@@ -18,17 +18,19 @@ the reference (tested to be identical) without building the profile's JSON model
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from mloop.core.drift import (
+    Decision,
     DriftThresholds,
     FeatureDrift,
     bin_counts,
     categorical_drift,
+    decide,
     numeric_drift,
 )
 from mloop.data.profile import (
@@ -56,6 +58,7 @@ FRAME_COLUMNS = [
     "test",
     "test_statistic",
     "p_value",
+    "p_adjusted",
     "js_distance",
     "wasserstein",
     "null_rate_reference",
@@ -97,11 +100,7 @@ class DriftReport:
             "dataset_drift": self.dataset_drift,
             "drifted_features": self.drifted_features,
             "min_drifted_features": self.min_drifted_features,
-            "thresholds": {
-                "psi_threshold": self.thresholds.psi_threshold,
-                "ks_pvalue": self.thresholds.ks_pvalue,
-                "chi2_pvalue": self.thresholds.chi2_pvalue,
-            },
+            "thresholds": asdict(self.thresholds),
             "features": [f.to_dict() for f in self.features],
             "prediction": self.prediction.to_dict() if self.prediction else None,
         }
@@ -114,7 +113,7 @@ class DriftReport:
         records = [{key: _nan_for_none(getattr(row, key)) for key in FRAME_COLUMNS} for row in rows]
         frame = pd.DataFrame.from_records(records, columns=FRAME_COLUMNS)
         # Keep numeric columns numeric even when every value is missing (e.g. no numeric features).
-        for column in ("psi", "test_statistic", "p_value", "js_distance", "wasserstein"):
+        for column in ("psi", "test_statistic", "p_value", "p_adjusted", "js_distance", "wasserstein"):
             frame[column] = frame[column].astype("float64")
         return frame
 
@@ -126,7 +125,13 @@ def _nan_for_none(value: Any) -> Any:
 def thresholds_from_config(config: MonitorConfig) -> DriftThresholds:
     """The drift thresholds of a project's ``monitor`` settings."""
     return DriftThresholds(
-        psi_threshold=config.psi_threshold, ks_pvalue=config.ks_pvalue, chi2_pvalue=config.chi2_pvalue
+        psi_threshold=config.psi_threshold,
+        ks_pvalue=config.ks_pvalue,
+        chi2_pvalue=config.chi2_pvalue,
+        decision=config.decision,
+        false_alarm_rate=config.false_alarm_rate,
+        effect_floor=config.effect_floor,
+        ks_effect_floor=config.ks_effect_floor,
     )
 
 
@@ -274,7 +279,7 @@ def drift_report(
         )
     features = [column_drift(name, ref, source.read(name), thresholds) for name, ref in profile.columns.items()]
     return DriftReport(
-        features=features,
+        features=decide(features, thresholds),
         prediction=_prediction_drift(profile, predictions, n_rows, thresholds),
         n_rows=n_rows,
         thresholds=thresholds,
@@ -300,6 +305,10 @@ def compute_drift(
     psi_threshold: float = 0.2,
     ks_pvalue: float = 0.01,
     chi2_pvalue: float = 0.01,
+    decision: Decision = "calibrated",
+    false_alarm_rate: float = 0.05,
+    effect_floor: float = 0.1,
+    ks_effect_floor: float = 0.1,
 ) -> pd.DataFrame:
     """Per-feature drift of ``current`` against ``reference``, one row per column.
 
@@ -310,7 +319,11 @@ def compute_drift(
 
     Numeric dtypes are compared as numbers (PSI + KS); bool, string, object and category dtypes as
     categories (chi² + PSI). With ``columns=None`` every reference column of a supported dtype is
-    compared. The frame has the columns of :data:`FRAME_COLUMNS`; ``drifted`` holds the decision.
+    compared. The frame has the columns of :data:`FRAME_COLUMNS`; ``drifted`` holds the decision:
+    calibrated over the compared columns by default (``false_alarm_rate``, ``effect_floor``,
+    ``ks_effect_floor``), or each
+    column alone with ``decision="per_feature"`` (``psi_threshold``, ``ks_pvalue``, ``chi2_pvalue``);
+    see :mod:`mloop.core.drift`.
 
     >>> compute_drift(train_df, live_df)[["feature", "drifted", "psi", "p_value"]]  # doctest: +SKIP
     >>> compute_drift("reference.parquet", "window.parquet")  # doctest: +SKIP
@@ -336,7 +349,15 @@ def compute_drift(
             )
     if not numeric and not categorical:
         raise MonitorError("No column of a supported dtype (numeric, bool, string, category) to compare.")
-    thresholds = DriftThresholds(psi_threshold=psi_threshold, ks_pvalue=ks_pvalue, chi2_pvalue=chi2_pvalue)
+    thresholds = DriftThresholds(
+        psi_threshold=psi_threshold,
+        ks_pvalue=ks_pvalue,
+        chi2_pvalue=chi2_pvalue,
+        decision=decision,
+        false_alarm_rate=false_alarm_rate,
+        effect_floor=effect_floor,
+        ks_effect_floor=ks_effect_floor,
+    )
     if cur.num_rows == 0:
         raise MonitorError("The monitoring window has no rows; wait for predictions to be logged.")
     present = set(cur.names)
@@ -350,7 +371,9 @@ def compute_drift(
     # One column of each side at a time: each pair is read, summarised and dropped before the next.
     features = [_numeric_from_frames(name, ref, cur, thresholds) for name in numeric]
     features += [_categorical_from_frames(name, ref, cur, thresholds) for name in categorical]
-    return DriftReport(features=features, prediction=None, n_rows=cur.num_rows, thresholds=thresholds).to_frame()
+    return DriftReport(
+        features=decide(features, thresholds), prediction=None, n_rows=cur.num_rows, thresholds=thresholds
+    ).to_frame()
 
 
 def _numeric_from_frames(name: str, ref: ColumnSource, cur: ColumnSource, thresholds: DriftThresholds) -> FeatureDrift:

@@ -8,10 +8,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mloop.core.shadow import ShadowEvidence, live_metric
+from mloop.errors import PredictionLogError
 from mloop.monitor.runner import history
 from mloop.project import Project
 from mloop.registry import audit
-from mloop.registry.versions import list_versions
+from mloop.registry.shadow import version_evidence
+from mloop.registry.versions import CHALLENGER, CHAMPION, VersionInfo, list_versions
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:1100px}
@@ -146,6 +149,80 @@ def _distributions(latest: dict[str, Any] | None) -> str:
     return "<h3>Distributions, training vs latest window</h3><div class='grid'>" + "".join(charts) + "</div>"
 
 
+def _share(value: float | None) -> str:
+    return "" if value is None else f"{value:.1%}"
+
+
+def shadow_rows(project: Project, versions: list[VersionInfo]) -> list[list[str]]:
+    """One row per version with shadow evidence: the challenger against today's champion, and the champion
+    against the versions whose traffic it shadowed before it was promoted (the evidence it was promoted on)."""
+    champion = next((v for v in versions if CHAMPION in v.aliases), None)
+    metric = live_metric(project.config.primary_metric, project.config.task)
+    found: list[tuple[VersionInfo, str, ShadowEvidence]] = []
+    for info in versions:
+        if CHALLENGER in info.aliases and champion is not None and champion.version != info.version:
+            found.append((info, f"v{champion.version}", version_evidence(project, info.version, champion.version)))
+        elif CHAMPION in info.aliases:
+            found.append((info, "before promotion", version_evidence(project, info.version)))
+    rows = []
+    for info, against, evidence in found:
+        if not evidence.requests:
+            continue
+        drift = evidence.drift
+        statistic = "ks_pvalue" if "ks_pvalue" in drift else "chi2_pvalue"
+        rows.append(
+            [
+                _esc(info.version),
+                _esc(", ".join(info.aliases)),
+                _esc(against),
+                str(evidence.requests),
+                _share(evidence.agreement),
+                _share(evidence.mean_relative_difference),
+                f"{_num(drift.get('psi'))} / {_num(drift.get(statistic))}" if drift else "",
+                str(evidence.labelled),
+                _num(evidence.champion_quality.get(metric)),
+                _num(evidence.challenger_quality.get(metric)),
+                f"{loss:+.1%}" if (loss := evidence.quality_loss(metric)) is not None else "",
+            ]
+        )
+    return rows
+
+
+def _shadow_section(project: Project, versions: list[VersionInfo]) -> str:
+    """The "Shadow evidence" table, or a line saying why there is none."""
+    if not project.has_prediction_log():
+        return "<p class='muted'>No prediction log yet.</p>"
+    try:
+        rows = shadow_rows(project, versions)
+    except PredictionLogError as exc:
+        return f"<p class='muted'>Shadow evidence unavailable: {_esc(exc.message)}</p>"
+    if not rows:
+        return (
+            "<p class='muted'>No shadow-scored requests: give a version the challenger alias and set "
+            "serve.shadow_fraction above 0.</p>"
+        )
+    metric = live_metric(project.config.primary_metric, project.config.task)
+    header = [
+        "version",
+        "aliases",
+        "shadowed",
+        "requests",
+        "agreement",
+        "mean rel. diff",
+        "PSI / p-value",
+        "labelled",
+        f"served {metric}",
+        f"shadow {metric}",
+        "quality loss",
+    ]
+    note = (
+        "<p class='muted'>Each version's shadow predictions beside the served ones, on the same live requests: "
+        "agreement (regression: within gate.shadow.tolerance), PSI and KS/chi² p-value of the shadow predictions "
+        f"against the served ones, and {_esc(metric)} of each on the labelled requests.</p>"
+    )
+    return note + _table(header, rows)
+
+
 def render_report(project: Project) -> str:
     windows = history(project)
     metric = project.config.primary_metric
@@ -167,6 +244,7 @@ def render_report(project: Project) -> str:
         psi = {d["feature"]: d["value"] for d in latest["drift"] if d["statistic"] == "psi"}
         psi = dict(sorted(psi.items(), key=lambda kv: -kv[1])[:15])
     psi_chart = bar_chart(psi, project.config.monitor.psi_threshold, "PSI per feature, latest window (top 15)")
+    registered = list_versions(project)
     versions = [
         [
             _esc(v.version),
@@ -175,7 +253,7 @@ def render_report(project: Project) -> str:
             _esc(v.tags.get("mloop.data_hash", "")[:12]),
             _esc(json.loads(v.tags["mloop.gate"]).get("reason", "")) if "mloop.gate" in v.tags else "",
         ]
-        for v in list_versions(project)
+        for v in registered
     ]
     events = [
         [_esc(e["ts"]), _esc(e["event"]), _esc(e.get("version", "")), _esc(e.get("reason", ""))]
@@ -203,6 +281,7 @@ def render_report(project: Project) -> str:
 <h2>Drift per feature</h2>{psi_chart}{_distributions(latest)}
 <h2>Monitoring windows</h2>{_table(["window", "version", "rows", "drifted", "features", metric, "decay"], window_rows)}
 <h2>Model versions</h2>{_table(["version", "aliases", metric, "data", "gate"], versions)}
+<h2>Shadow evidence</h2>{_shadow_section(project, registered)}
 <h2>Promotions and rollbacks</h2>{_table(["time", "event", "version", "reason"], events)}
 </body></html>"""
 

@@ -25,8 +25,9 @@ from mloop.core.gate import (
     slice_check,
 )
 from mloop.core.metrics import slice_metrics, task_metrics
+from mloop.core.shadow import shadow_checks
 from mloop.data.contract import Contract, coerce_frame, load_contract
-from mloop.errors import RegistryError
+from mloop.errors import PredictionLogError, RegistryError
 from mloop.project import Project
 from mloop.registry import audit
 from mloop.registry.scoring import mean_prediction, predict, single_row_latency_ms
@@ -186,6 +187,8 @@ def evaluate_gate(project: Project, version: str) -> GateDecision:
             if metric not in theirs.metrics:
                 raise RegistryError(f"metric {metric!r} cannot be computed for champion v{champion.version}.")
         checks.extend(_challenger_checks(project, model, coerce_frame(holdout, contract), mine, theirs))
+    if champion is not None:
+        checks.extend(_shadow_checks(project, challenger.version, champion.version))
     return decide(
         metric,
         mine.metrics[metric],
@@ -193,6 +196,26 @@ def evaluate_gate(project: Project, version: str) -> GateDecision:
         champion.version if champion is not None else None,
         config.gate.min_improvement,
         checks,
+    )
+
+
+def _shadow_checks(project: Project, challenger: str, champion: str) -> list[GateCheck]:
+    """``gate.shadow``: the challenger's shadow evidence against the champion, when any is required."""
+    from mloop.registry.shadow import version_evidence  # reads the prediction log: only when configured
+
+    config = project.config.gate.shadow
+    if config.min_requests == 0 and config.max_quality_loss is None:
+        return []
+    try:
+        evidence = version_evidence(project, challenger, champion)
+    except PredictionLogError as exc:
+        return [GateCheck("shadow", False, f"cannot read the shadow evidence (gate.shadow): {exc.message}")]
+    return shadow_checks(
+        evidence,
+        champion_version=champion,
+        metric=project.config.primary_metric,
+        min_requests=config.min_requests,
+        max_quality_loss=config.max_quality_loss,
     )
 
 

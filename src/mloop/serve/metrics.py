@@ -8,6 +8,7 @@ Kubernetes pods of the Helm chart) or run one worker per process when exact tota
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,25 @@ class ServeMetrics:
             "Records not shadow-scored because the challenger was behind (the caller never waits).",
             registry=self.registry,
         )
+        self.shadow_compared = Counter(
+            "mloop_shadow_compared",
+            "Shadow-scored records compared with the champion's answer, by challenger and champion version.",
+            ["version", "champion"],
+            registry=self.registry,
+        )
+        self.shadow_agreed = Counter(
+            "mloop_shadow_agreed",
+            "Shadow-scored records on which the challenger agreed with the champion (same class; regression: "
+            "within gate.shadow.tolerance).",
+            ["version", "champion"],
+            registry=self.registry,
+        )
+        self.shadow_agreement = Gauge(
+            "mloop_shadow_agreement",
+            "Share of the challenger's shadow predictions that agreed with the champion's, since this process started.",
+            ["version", "champion"],
+            registry=self.registry,
+        )
         self.batch_rows = Histogram(
             "mloop_micro_batch_rows",
             "Records per micro-batch: concurrent /v1/predict requests scored in one call of the model.",
@@ -168,6 +188,8 @@ class ServeMetrics:
             buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
             registry=self.registry,
         )
+        self._shadow_tally: dict[tuple[str, str], list[int]] = {}  # (compared, agreed) per version pair
+        self._shadow_lock = threading.Lock()
         self.prediction: Histogram | None = None
         self.registry.register(MonitoringCollector(monitor_dir / LATEST_FILE))
 
@@ -177,6 +199,19 @@ class ServeMetrics:
             self.prediction = Histogram(
                 "mloop_prediction", "Predicted values (regression).", buckets=buckets, registry=self.registry
             )
+
+    def observe_shadow(self, version: str, champion: str, compared: int, agreed: int) -> None:
+        """Count ``compared`` shadow predictions of challenger ``version``, ``agreed`` of which agreed."""
+        if compared <= 0:
+            return
+        with self._shadow_lock:
+            tally = self._shadow_tally.setdefault((version, champion), [0, 0])
+            tally[0] += compared
+            tally[1] += agreed
+            share = tally[1] / tally[0]
+        self.shadow_compared.labels(version, champion).inc(compared)
+        self.shadow_agreed.labels(version, champion).inc(agreed)
+        self.shadow_agreement.labels(version, champion).set(share)
 
     def observe_batch(self, rows: int, wait_seconds: float) -> None:
         self.batch_rows.observe(rows)

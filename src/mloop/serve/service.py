@@ -102,6 +102,8 @@ class Service:
             self.log_writer,
             on_scored=self.metrics.shadow_scored.inc,
             on_skipped=self.metrics.shadow_skipped.inc,
+            on_compared=self.metrics.observe_shadow,
+            tolerance=project.config.gate.shadow.tolerance,
         )
         self.startup_model: LoadedModel | None = None
         self.batcher: MicroBatcher[LoadedModel, Scored] = MicroBatcher(
@@ -252,7 +254,7 @@ class Service:
         ]
         self.log_writer().log_many(rows)
         self.metrics.observe_predictions(scored.predictions, model.task)
-        self.shadow.offer(self.holder.challenger, records, ids)
+        self.shadow.offer(self.holder.challenger, records, ids, scored.predictions, model.version)
         return ids
 
     # ---------------------------------------------------------------------------------- feedback

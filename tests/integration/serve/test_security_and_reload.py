@@ -229,12 +229,16 @@ def test_the_challenger_shadows_requests_off_the_response_path(
             shadow_ids = {f"{i}:shadow" for i in body["request_ids"]}
 
             def shadow_rows() -> pd.DataFrame | None:
-                rows = store.read(model_version=challenger)
+                rows = store.read(model_version=challenger, shadow=True)
                 rows = rows[rows["request_id"].isin(shadow_ids)]
                 return rows if len(rows) == len(shadow_ids) else None
 
             rows = wait_for(shadow_rows, "the challenger's shadow predictions in the log")
+            served = store.read(model_version=challenger)  # what monitoring reads of the challenger
             scored = _samples(http.get("/metrics").text, "mloop_shadow_scored_total")
+            agreement = wait_for(
+                lambda: _samples(http.get("/metrics").text, "mloop_shadow_agreement") or None, "the shadow agreement"
+            )
     finally:
         client.delete_registered_model_alias(project.name, CHALLENGER)
 
@@ -243,6 +247,8 @@ def test_the_challenger_shadows_requests_off_the_response_path(
     for request_id, prediction in zip(body["request_ids"], body["predictions"], strict=True):
         assert by_id[f"{request_id}:shadow"] == pytest.approx(prediction, rel=1e-12)  # same model, same answer
     assert scored == {"": float(len(csv_rows))}
+    assert served.empty  # its shadow rows are not rows it served
+    assert agreement == {challenger: 1.0}  # the same model agrees with itself on every record
 
 
 def test_a_body_over_the_limit_is_413_with_or_without_content_length(

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 from scipy.spatial.distance import jensenshannon
-from scipy.stats import chisquare, ks_2samp, wasserstein_distance
+from scipy.stats import binomtest, chisquare, ks_2samp, wasserstein_distance
 
 from mloop.core.drift import (
     EPS,
@@ -14,12 +14,15 @@ from mloop.core.drift import (
     MIN_EXPECTED,
     DriftThresholds,
     FeatureDrift,
+    benjamini_hochberg,
     bin_counts,
     bin_counts_sorted,
     categorical_drift,
     chi2_categorical,
+    decide,
     ks_2sample,
     ks_sorted,
+    missing_share_pvalue,
     numeric_drift,
     pool_sparse_cells,
     psi,
@@ -226,7 +229,8 @@ def test_chi2_pools_unseen_categories_into_one_cell_with_the_floor_share() -> No
     # The unseen cell expects 0.01 rows, under MIN_EXPECTED: it is pooled with the next smallest cell (b).
     expected = chisquare([60, 38 + 2], f_exp=[shares[0] * 100, (shares[1] + shares[2]) * 100])
     assert statistic == pytest.approx(float(expected.statistic))
-    assert p_value == pytest.approx(float(expected.pvalue))
+    # Two cells are a binomial: its exact p-value, not chi²'s approximation, is the one given.
+    assert p_value == pytest.approx(binomtest(40, 100, float(shares[1] + shares[2])).pvalue)
     assert p_value > 0.9  # two new values among a hundred are no evidence of drift
 
     # On a window large enough for the unseen cell to expect 5 rows it is tested on its own.
@@ -260,19 +264,25 @@ def test_chi2_of_one_category_cannot_differ() -> None:
 
 # --- decisions ---------------------------------------------------------------------------------------
 
-THRESHOLDS = DriftThresholds(psi_threshold=0.2, ks_pvalue=0.01, chi2_pvalue=0.01)
+THRESHOLDS = DriftThresholds(psi_threshold=0.2, ks_pvalue=0.01, chi2_pvalue=0.01, decision="per_feature")
 
 
-def _numeric(reference: np.ndarray, current: np.ndarray, null_rate: float = 0.0) -> FeatureDrift:
+def _numeric(
+    reference: np.ndarray,
+    current: np.ndarray,
+    null_rate: float = 0.0,
+    thresholds: DriftThresholds = THRESHOLDS,
+    name: str = "x",
+) -> FeatureDrift:
     edges = quantile_edges(reference)
     return numeric_drift(
-        "x",
+        name,
         edges=edges,
         reference_counts=bin_counts(reference, edges),
         reference_null_rate=null_rate,
         reference_sample=reference[:2000],
         current=current,
-        thresholds=THRESHOLDS,
+        thresholds=thresholds,
     )
 
 
@@ -444,3 +454,95 @@ def test_feature_drift_to_dict_is_strict_json(rng: np.random.Generator) -> None:
 def test_thresholds_reject_nonsense(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         DriftThresholds(**kwargs)
+
+
+# The calibrated decision (its alarm rate on real windows: tests/unit/monitor/test_drift_calibration.py).
+CALIBRATED = DriftThresholds()
+
+
+def test_benjamini_hochberg_adjusts_step_up_and_leaves_untested_features_out() -> None:
+    # By hand: sorted 0.01, 0.03, 0.04, 0.5 with m = 4 give 0.04, 0.0533, 0.0533 (the step-up minimum), 0.5.
+    adjusted = benjamini_hochberg([0.04, None, 0.01, 0.5, 0.03, math.nan])
+    assert adjusted[1] is None and adjusted[5] is None
+    assert adjusted[0] == pytest.approx(0.04 * 4 / 3)
+    assert adjusted[2] == pytest.approx(0.04)
+    assert adjusted[3] == pytest.approx(0.5)
+    assert adjusted[4] == pytest.approx(0.04 * 4 / 3)
+    assert benjamini_hochberg([]) == []
+
+
+def test_missing_share_pvalue_is_a_binomial_test_with_a_floor_for_a_reference_without_missing() -> None:
+    assert missing_share_pvalue(0.1, 10, 100) == pytest.approx(binomtest(10, 100, 0.1).pvalue)
+    one = missing_share_pvalue(0.0, 1, 200)  # one empty value where the reference had none: not proof of change
+    assert one == pytest.approx(binomtest(1, 200, EPS).pvalue) and one > 0.01
+    assert missing_share_pvalue(0.0, 50, 200) < 1e-100
+    assert math.isnan(missing_share_pvalue(0.1, 0, 0))
+
+
+def _significant_features(rng: np.random.Generator, count: int) -> list[FeatureDrift]:
+    reference = rng.normal(size=4000)
+    return [
+        _numeric(reference, rng.normal(loc=0.4 if i < 2 else 0.0, size=400), thresholds=CALIBRATED, name=f"x{i}")
+        for i in range(count)
+    ]
+
+
+def test_the_calibrated_decision_corrects_over_the_window(rng: np.random.Generator) -> None:
+    features = _significant_features(rng, 30)
+    decided = decide(features, thresholds=CALIBRATED)
+    adjusted = benjamini_hochberg([f.decision_p_value for f in features])
+    assert [f.p_adjusted for f in decided] == adjusted
+    drifted = {f.feature for f in decided if f.drifted}
+    large = {f.feature for f in features if f.psi >= 0.1 or f.test_statistic >= 0.1}
+    significant = {f.feature for f, a in zip(features, adjusted, strict=True) if a is not None and a <= 0.05}
+    assert drifted == large & significant
+    assert {"x0", "x1"} <= drifted
+    # Each alone at p < 0.05 would flag more of the 28 unchanged ones than the corrected decision does.
+    assert len([f for f in features if f.p_value is not None and f.p_value < 0.05]) > len(drifted)
+    # A feature alone is a family of one: its adjusted p-value is its own.
+    assert features[0].p_adjusted == features[0].p_value
+    # per_feature leaves each feature's own decision as it was.
+    assert decide(features, DriftThresholds(decision="per_feature")) == features
+
+
+def test_a_marginal_p_value_drifts_alone_but_not_among_many() -> None:
+    base = dict(kind="numeric", psi=0.5, test="ks", test_statistic=0.3, js_distance=0.1, wasserstein=1.0, drifted=False)
+    stats = dict(reason="", null_rate_reference=0.0, null_rate_current=0.0, unseen_categories=0, n_current=200)
+    marginal = FeatureDrift(feature="m", p_value=0.01, **base, **stats)  # type: ignore[arg-type]
+    quiet = [FeatureDrift(feature=f"q{i}", p_value=0.9, **base, **stats) for i in range(20)]  # type: ignore[arg-type]
+    assert decide([marginal], thresholds=CALIBRATED)[0].drifted
+    assert not decide([marginal, *quiet], thresholds=CALIBRATED)[0].drifted  # 0.01 * 21 > 0.05
+
+
+def test_the_effect_floors_keep_a_significant_but_negligible_shift_quiet(rng: np.random.Generator) -> None:
+    result = _numeric(rng.normal(size=20000), rng.normal(loc=0.15, size=20000), thresholds=CALIBRATED)
+    assert result.p_value is not None and result.p_value < 1e-6
+    assert result.psi < CALIBRATED.effect_floor and result.test_statistic < CALIBRATED.ks_effect_floor
+    assert not result.drifted
+    floorless = _numeric(
+        rng.normal(size=20000), rng.normal(loc=0.15, size=20000), thresholds=DriftThresholds(effect_floor=0)
+    )
+    assert floorless.drifted and "PSI" in floorless.reason
+
+
+def test_a_constant_reference_column_drifts_on_the_ks_floor(rng: np.random.Generator) -> None:
+    result = _numeric(np.zeros(1000), rng.normal(loc=5, size=200), thresholds=CALIBRATED)
+    assert result.psi < CALIBRATED.effect_floor  # one bin holds every value: PSI cannot see the move
+    assert result.drifted and "KS statistic 1" in result.reason
+
+
+def test_missing_values_count_in_the_calibrated_decision(rng: np.random.Generator) -> None:
+    current = np.where(rng.random(500) < 0.3, math.nan, rng.normal(size=500))
+    result = _numeric(rng.normal(size=5000), current, thresholds=CALIBRATED)
+    assert result.null_p_value is not None and result.null_p_value < 1e-50
+    assert result.drifted and "missing-share p-value" in result.reason
+    assert result.decision_p_value == pytest.approx(min(1.0, 2 * min(result.null_p_value, result.p_value or 1)))
+
+
+def test_decision_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="decision"):
+        DriftThresholds(decision="majority")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="false_alarm_rate"):
+        DriftThresholds(false_alarm_rate=0)
+    with pytest.raises(ValueError, match="ks_effect_floor"):
+        DriftThresholds(ks_effect_floor=-1)

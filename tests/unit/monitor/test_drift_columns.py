@@ -48,7 +48,7 @@ def mixed_frame(rows: int, seed: int, shift: float) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def frames() -> tuple[pd.DataFrame, pd.DataFrame]:
-    return mixed_frame(ROWS, 1, 0.0), mixed_frame(ROWS // 2, 2, 0.08)
+    return mixed_frame(ROWS, 1, 0.0), mixed_frame(ROWS // 2, 2, 0.2)
 
 
 @pytest.fixture(scope="module")

@@ -147,8 +147,10 @@ def test_compute_drift_on_selected_columns_and_thresholds() -> None:
     assert frame["feature"].tolist() == ["a", "b"]
     assert frame.set_index("feature")["kind"].to_dict() == {"a": "numeric", "b": "categorical"}
     assert frame.set_index("feature")["drifted"].to_dict() == {"a": True, "b": False}
-    # Impossible-to-reach thresholds switch the decision off.
-    lax = compute_drift(reference, current, columns=["a"], psi_threshold=100, ks_pvalue=1e-300)
+    # Impossible-to-reach thresholds switch the decision off, calibrated or feature by feature.
+    lax = compute_drift(reference, current, columns=["a"], effect_floor=100, ks_effect_floor=1)
+    assert not lax["drifted"].any()
+    lax = compute_drift(reference, current, columns=["a"], psi_threshold=100, ks_pvalue=1e-300, decision="per_feature")
     assert not lax["drifted"].any()
     # Datetimes are skipped by default and refused when asked for.
     assert "when" not in compute_drift(reference, reference)["feature"].tolist()
