@@ -354,8 +354,36 @@ class ServeConfig(_Section):
         return value
 
 
+class DataQualityConfig(_Section):
+    """When a feature of a monitoring window has a data-quality issue (monitor.data_quality; shares of the rows)."""
+
+    max_null_rate_increase: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="A null rate more than this above the training reference's (and any null in a column the "
+        "contract says is never null).",
+    )
+    max_unseen_share: float = Field(
+        default=0.05, ge=0, le=1, description="Rows with a category the training data never had."
+    )
+    max_out_of_contract_share: float = Field(
+        default=0.05, ge=0, le=1, description="Rows outside the contract's range or category set."
+    )
+    max_coerced_share: float = Field(
+        default=0.05, ge=0, le=1, description="Values sent as another type and converted (the text '12' for 12)."
+    )
+    max_coercion_failure_share: float = Field(
+        default=0.0, ge=0, le=1, description="Values that could not be read as the contract's type (any, by default)."
+    )
+    max_examples: int = Field(default=10, ge=0, description="Distinct unseen categories listed per feature.")
+
+
 class MonitorConfig(_Section):
     window_size: int = Field(default=200, ge=10)
+    data_quality: DataQualityConfig = Field(
+        default_factory=DataQualityConfig, description="Thresholds of the live traffic's data-quality checks."
+    )
     decision: Literal["calibrated", "per_feature"] = Field(
         default="calibrated",
         description="calibrated: the features' p-values are corrected together (Benjamini-Hochberg at "
@@ -404,6 +432,12 @@ class RetrainConfig(_Section):
     on_prediction_drift: bool = Field(default=False, description="Retrain when the predictions drift.")
     max_quality_decay: float = Field(
         default=0.1, ge=0, description="Retrain when the live metric is this much (relative) worse."
+    )
+    max_estimated_decay: float | None = Field(
+        default=None,
+        ge=0,
+        description="Retrain when the metric estimated before labels arrive is this much (relative) worse than at "
+        "training time; unset: the estimate is shown but triggers nothing.",
     )
     schedule: str | None = Field(
         default=None, description="Cron expression (UTC, e.g. '0 3 * * 0'): retrain when a time it names has passed."

@@ -29,6 +29,22 @@ def exported_series(tmp_path: Path) -> dict[str, set[str]]:
         "dataset_drift": True,
         "drift": [{"feature": "area", "statistic": "psi", "value": 0.3}],
         "quality": {"rmse": 1.0, "decay": 0.2},
+        "estimated_quality": {"rmse": 1.1},
+        "data_quality": {
+            "n_rows": 200,
+            "n_issues": 1,
+            "features": [
+                {
+                    "feature": "area",
+                    "null_rate": 0.1,
+                    "reference_null_rate": 0.0,
+                    "unseen": 0,
+                    "out_of_contract": 3,
+                    "coerced": 1,
+                    "coercion_failures": 2,
+                }
+            ],
+        },
     }
     (tmp_path / LATEST_FILE).write_text(json.dumps(latest), encoding="utf-8")
     metrics.enable_prediction_histogram([1.0, 2.0])

@@ -96,3 +96,24 @@ def test_the_service_dashboard_has_a_streaming_row() -> None:
     assert lag[0].startswith("max by (source) (")  # every consumer of a group reports the group's lag
     (durations,) = [es for es in exprs.values() if any("mloop_stream_batch_duration_seconds_bucket" in e for e in es)]
     assert [e.split(",")[0] for e in durations] == ["histogram_quantile(0.5", "histogram_quantile(0.99"]
+
+
+def test_the_model_dashboard_has_a_data_quality_row() -> None:
+    """Features with issues, null rate above training, and out-of-contract, unseen and coerced values per feature."""
+    board = load(GRAFANA / "dashboards" / "mloop-model.json")
+    (row,) = [p for p in board["panels"] if p["type"] == "row"]
+    assert row["title"] == "Data quality"
+    below = [p for p in graphs(board) if p["gridPos"]["y"] > row["gridPos"]["y"]]
+    exprs = " ".join(t["expr"] for p in below for t in p["targets"])
+    for metric in (
+        "mloop_data_quality_issues",
+        "mloop_data_null_rate",
+        "mloop_data_reference_null_rate",
+        "mloop_data_out_of_contract",
+        "mloop_data_unseen_categories",
+        "mloop_data_coercions",
+    ):
+        assert metric in exprs, metric
+    assert all("mloop_data_" in t["expr"] for p in below for t in p["targets"])
+    above = [p for p in graphs(board) if p["gridPos"]["y"] < row["gridPos"]["y"]]
+    assert above and all("mloop_data_" not in t["expr"] for p in above for t in p["targets"])

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from mloop.config import DataQualityConfig
 from tests.deploy.conftest import REPO
 from tests.deploy.exported_metrics import unknown_references
 from tests.helpers.servers import require_executable
@@ -22,6 +23,11 @@ REQUIRED_ALERTS = {
     "MloopPredictionLogDropping",
     "MloopStreamLagHigh",
     "MloopStreamDeadLetters",
+    "MloopDataQuality",
+    "MloopFeatureNullRate",
+    "MloopFeatureUnreadable",
+    "MloopFeatureOutOfContract",
+    "MloopFeatureUnseenCategories",
 }
 
 
@@ -76,6 +82,26 @@ def test_the_stream_alerts_hold_as_asked() -> None:
     for rule in (lag, dead):
         assert "by (job, namespace, source)" in str(rule["expr"]), rule["alert"]
         assert rule["annotations"]["description"], rule["alert"]  # type: ignore[index]
+
+
+def test_the_data_quality_alerts_hold_per_feature_at_the_monitor_defaults() -> None:
+    """One alert per feature (the window-level one per server), at the thresholds of monitor.data_quality."""
+    defaults = DataQualityConfig()
+    rules = {rule["alert"]: rule for rule in alert_rules()}
+    expected = {
+        "MloopFeatureNullRate": ("mloop_data_reference_null_rate", defaults.max_null_rate_increase),
+        "MloopFeatureUnreadable": ('mloop_data_coercions{outcome="failed"}', defaults.max_coercion_failure_share),
+        "MloopFeatureOutOfContract": ("mloop_data_window_rows", defaults.max_out_of_contract_share),
+        "MloopFeatureUnseenCategories": ("mloop_data_window_rows", defaults.max_unseen_share),
+    }
+    for name, (metric, threshold) in expected.items():
+        expr = " ".join(str(rules[name]["expr"]).split())
+        assert expr.startswith("max by (job, instance, feature) (") and metric in expr, name
+        assert float(expr.rsplit(">", 1)[1]) == threshold, name
+        assert rules[name]["for"] == "10m" and rules[name]["annotations"]["description"], name  # type: ignore[index]
+    quality = rules["MloopDataQuality"]
+    assert str(quality["expr"]).strip() == "max by (job, instance) (mloop_data_quality_issues) > 0"
+    assert quality["labels"]["severity"] == "warning"  # type: ignore[index]
 
 
 def test_every_rule_names_only_metrics_and_labels_the_server_exports(exported: dict[str, set[str]]) -> None:

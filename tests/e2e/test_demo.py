@@ -26,6 +26,10 @@ def test_monitoring_saw_every_window_with_labels(demo: DemoResult) -> None:
     assert all(w.n_labelled == w.n_rows for w in demo.windows)
     assert any(w.drift.dataset_drift for w in demo.windows)
     assert all("rmse" in w.quality for w in demo.windows)
+    # Every window is also estimated from its rows alone, as it would be before its labels arrived.
+    assert all({"rmse", "mae"} <= w.estimated_quality.keys() for w in demo.windows)
+    gaps = [abs(w.estimated_quality["rmse"] - w.quality["rmse"]) / w.quality["rmse"] for w in demo.windows]
+    assert sum(gaps) / len(gaps) < 0.3, gaps
 
 
 def test_a_retrained_version_won_the_gate_and_is_served_without_restart(demo: DemoResult) -> None:
@@ -51,7 +55,8 @@ def test_every_decision_is_audited_and_every_version_has_lineage(demo: DemoResul
         assert {"mloop.data_hash", "mloop.contract_hash", "mloop.metric.rmse"} <= version.tags.keys()
         if version.version != "1":
             assert version.tags["mloop.base_data_hash"] == list_versions(project)[0].tags["mloop.data_hash"]
-    assert (project.workspace / "report.html").read_text().count("<svg") >= 2
+    report = (project.workspace / "report.html").read_text()
+    assert report.count("<svg") >= 2 and "estimated rmse" in report
 
 
 def test_the_mlflow_server_the_demo_points_to_shows_runs_versions_and_tags(demo: DemoResult, tmp_path: Path) -> None:

@@ -83,7 +83,11 @@ def _loads(text: str | None) -> Any:
 
 
 def where_sql(
-    model_version: str | None, since: str | datetime | None, labelled_only: bool, shadow: bool = False
+    model_version: str | None,
+    since: str | datetime | None,
+    labelled_only: bool,
+    shadow: bool = False,
+    before: str | datetime | None = None,
 ) -> tuple[str, list[Any]]:
     """The WHERE part of a read or count (fixed column names and ? placeholders only) and its parameters.
 
@@ -99,6 +103,9 @@ def where_sql(
     if since is not None:
         clauses.append("ts >= ?")
         params.append(_as_utc_text(since))
+    if before is not None:
+        clauses.append("ts < ?")
+        params.append(_as_utc_text(before))
     if labelled_only:
         clauses.append("label IS NOT NULL")
     clauses.append("request_id LIKE ?" if shadow else "request_id NOT LIKE ?")
@@ -281,6 +288,7 @@ class PredictionLog(Protocol):
         since: str | None = None,
         labelled_only: bool = False,
         shadow: bool = False,
+        before: str | None = None,
     ) -> int: ...
 
     def read_pairs(
@@ -439,9 +447,10 @@ class PredictionStore:
         since: str | None = None,
         labelled_only: bool = False,
         shadow: bool = False,
+        before: str | None = None,
     ) -> int:
-        """How many rows ``read`` would return with the same filters."""
-        where, params = where_sql(model_version, since, labelled_only, shadow)
+        """How many rows ``read`` would return with the same filters (and, with ``before``, a ts before it)."""
+        where, params = where_sql(model_version, since, labelled_only, shadow, before)
         try:
             with closing(self._connect()) as conn:
                 (total,) = conn.execute("SELECT COUNT(*) FROM predictions" + where, params).fetchone()  # noqa: S608

@@ -257,9 +257,10 @@ class PgPredictionStore:
         since: str | None = None,
         labelled_only: bool = False,
         shadow: bool = False,
+        before: str | None = None,
     ) -> int:
-        """How many rows ``read`` would return with the same filters."""
-        where, params = where_sql(model_version, since, labelled_only, shadow)
+        """How many rows ``read`` would return with the same filters (and, with ``before``, a ts before it)."""
+        where, params = where_sql(model_version, since, labelled_only, shadow, before)
         try:
             with self._transaction() as conn:
                 found = conn.execute("SELECT COUNT(*) FROM predictions" + _pg(where), params).fetchone()  # noqa: S608

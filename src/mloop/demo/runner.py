@@ -210,6 +210,11 @@ def run_demo(folder: Path | None = None, port: int = 0, traffic_limit: int | Non
                         f"{result.version}: {result.drift.n_drifted} drifted features, live rmse "
                         f"{result.quality.get('rmse', float('nan')):,.0f}"
                         + (f" ({result.decay:+.1%} vs training)" if result.decay is not None else "")
+                        + (
+                            f", estimated before labels {result.estimated_quality['rmse']:,.0f}"
+                            if "rmse" in result.estimated_quality
+                            else ""
+                        )
                     )
                     outcome = retrain(project, if_needed=True)
                     action = "—"
@@ -221,6 +226,7 @@ def run_demo(folder: Path | None = None, port: int = 0, traffic_limit: int | Non
                             f"{sold.iloc[0]} → {sold.iloc[-1]}",
                             result.version,
                             str(result.drift.n_drifted),
+                            number(result.estimated_quality.get("rmse")),
                             number(result.quality.get("rmse")),
                             number(result.training_quality.get("rmse")),
                             f"{result.decay:+.0%}" if result.decay is not None else "",
@@ -251,7 +257,16 @@ def run_demo(folder: Path | None = None, port: int = 0, traffic_limit: int | Non
 def _summary(project: Project, replay: Replay, final: dict[str, Any], retrains: list[str]) -> None:
     heading(console, "4. summary")
     windows = new_table(
-        "#", "sold", "served", "drifted", "live rmse", "train rmse", "decay", "retrain", title="monitoring windows"
+        "#",
+        "sold",
+        "served",
+        "drifted",
+        "est. rmse",
+        "live rmse",
+        "train rmse",
+        "decay",
+        "retrain",
+        title="monitoring windows",
     )
     for row in replay.rows:
         windows.add_row(*row)

@@ -153,6 +153,56 @@ def _share(value: float | None) -> str:
     return "" if value is None else f"{value:.1%}"
 
 
+DATA_QUALITY_ROWS = 20  # features listed in the report's data-quality table; the rest are summed up in a line
+
+
+def data_quality_section(latest: dict[str, Any] | None) -> str:
+    """The latest window's data quality per feature (monitor.data_quality): the features with issues first."""
+    report = (latest or {}).get("data_quality")
+    if not isinstance(report, dict):
+        return "<p class='muted'>No data-quality figures yet: run <code>mloop monitor</code>.</p>"
+    features: list[dict[str, Any]] = report.get("features") or []
+
+    def flagged(f: dict[str, Any], kind: str, text: str) -> str:
+        return f"<span class='drift'>{text}</span>" if kind in f.get("issues", []) else text
+
+    def weight(f: dict[str, Any]) -> tuple[int, float]:
+        counts = f["unseen"] + f["out_of_contract"] + f["coerced"] + f["coercion_failures"]
+        return -len(f.get("issues", [])), -(counts + f["null_rate"] * f["n_rows"])
+
+    counted = ("nulls", "unseen", "out_of_contract", "coerced", "coercion_failures")
+    noted = [f for f in features if f.get("issues") or any(f[k] for k in counted)]
+    rows = []
+    for f in sorted(noted, key=weight)[:DATA_QUALITY_ROWS]:
+        unseen = ", ".join(f["unseen_values"]) + (" …" if f["n_unseen_values"] > len(f["unseen_values"]) else "")
+        rows.append(
+            [
+                _esc(f["feature"]),
+                flagged(f, "nulls", _share(f["null_rate"])),
+                _share(f.get("reference_null_rate")),
+                flagged(f, "unseen_categories", str(f["unseen"])) + (f" ({_esc(unseen)})" if unseen else ""),
+                flagged(f, "out_of_contract", str(f["out_of_contract"])),
+                flagged(f, "coerced", str(f["coerced"])),
+                flagged(f, "coercion_failures", str(f["coercion_failures"])),
+            ]
+        )
+    with_issues = report.get("features_with_issues") or []
+    summary = (
+        f"<p>{len(with_issues)} of {len(features)} features have data-quality issues in the latest window "
+        f"({report.get('n_rows', 0)} rows){': ' + _esc(', '.join(with_issues)) if with_issues else ''}. "
+        "<span class='muted'>Null rate as sent, beside the training reference's; unseen: rows with a category "
+        "training never had; out of contract: outside the contract's range or category set; coerced: sent as "
+        "another type and converted; unreadable: seen by the model as missing. Thresholds: monitor.data_quality; "
+        "figures past them in red.</span></p>"
+    )
+    if not rows:
+        return summary + "<p class='muted'>Every feature was sent complete, in contract and of its type.</p>"
+    left = len(noted) - len(rows)
+    more = f"<p class='muted'>{left} more features with figures above zero.</p>" if left > 0 else ""
+    header = ["feature", "null rate", "training null rate", "unseen", "out of contract", "coerced", "unreadable"]
+    return summary + _table(header, rows) + more
+
+
 def shadow_rows(project: Project, versions: list[VersionInfo]) -> list[list[str]]:
     """One row per version with shadow evidence: the challenger against today's champion, and the champion
     against the versions whose traffic it shadowed before it was promoted (the evidence it was promoted on)."""
@@ -230,6 +280,7 @@ def render_report(project: Project) -> str:
     quality_chart = line_chart(
         {
             f"live {metric}": [w["quality"].get(metric) for w in windows],
+            f"estimated {metric} (before labels)": [(w.get("estimated_quality") or {}).get(metric) for w in windows],
             f"training {metric}": [w["training_quality"].get(metric) for w in windows],
         },
         labels,
@@ -266,11 +317,13 @@ def render_report(project: Project) -> str:
             str(w["n_rows"]),
             f"<span class='drift'>{w['n_drifted']}</span>" if w["dataset_drift"] else str(w["n_drifted"]),
             _esc(", ".join(w["drifted_features"][:4])),
+            _num((w.get("estimated_quality") or {}).get(metric)),
             _num(w["quality"].get(metric)),
             f"{w['decay']:+.1%}" if w.get("decay") is not None else "",
         ]
         for i, w in enumerate(windows)
     ]
+    window_header = ["window", "version", "rows", "drifted", "features", f"estimated {metric}", metric, "decay"]
     now = datetime.now(UTC).isoformat(timespec="seconds")
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>mloop report: {_esc(project.name)}</title><style>{_CSS}</style></head><body>
@@ -279,7 +332,8 @@ def render_report(project: Project) -> str:
 <h2>Quality over time</h2>{quality_chart}
 <h2>Drift over time</h2>{drift_chart}
 <h2>Drift per feature</h2>{psi_chart}{_distributions(latest)}
-<h2>Monitoring windows</h2>{_table(["window", "version", "rows", "drifted", "features", metric, "decay"], window_rows)}
+<h2>Data quality</h2>{data_quality_section(latest)}
+<h2>Monitoring windows</h2>{_table(window_header, window_rows)}
 <h2>Model versions</h2>{_table(["version", "aliases", metric, "data", "gate"], versions)}
 <h2>Shadow evidence</h2>{_shadow_section(project, registered)}
 <h2>Promotions and rollbacks</h2>{_table(["time", "event", "version", "reason"], events)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,15 +16,25 @@ from mloop.core.metrics import GREATER_IS_BETTER
 from mloop.data.contract import Contract, coerce_frame
 from mloop.data.predictions import PredictionLog
 from mloop.data.profile import Profile
-from mloop.errors import MonitorError
+from mloop.errors import MonitorError, RegistryError
+from mloop.monitor.data_quality import DataQualityReport, data_quality
 from mloop.monitor.drift import Distribution, DriftReport, distribution, drift_report, thresholds_from_config
 from mloop.monitor.quality import quality
 from mloop.monitor.windows import split_windows
 from mloop.project import Project
+from mloop.registry.estimator import ESTIMATOR_ARTIFACT, QualityEstimator
 from mloop.registry.gate import version_contract
-from mloop.registry.versions import CHAMPION, VersionInfo, alias_version, download_run_artifact, get_version
+from mloop.registry.versions import (
+    CHAMPION,
+    VersionInfo,
+    alias_version,
+    download_run_artifact,
+    get_version,
+    load_model,
+)
 
 LATEST = "latest.json"
+COUNTS = "counts.json"  # Tally: rows logged per version before a time
 HISTORY = "history.jsonl"
 DISTRIBUTIONS_KEPT = 6
 
@@ -34,6 +44,7 @@ class Reference:
     version: VersionInfo
     profile: Profile
     contract: Contract
+    estimator: QualityEstimator | None = None  # None for a version trained before estimators, or too small
 
 
 @dataclass(frozen=True)
@@ -49,14 +60,24 @@ class WindowResult:
     training_quality: dict[str, float]
     metric: str
     distributions: tuple[Distribution, ...] = ()
+    estimated_quality: dict[str, float] = field(default_factory=dict)  # before labels: registry.estimator
+    data_quality: DataQualityReport | None = None  # of the logged features: monitor.data_quality
 
     @property
     def decay(self) -> float | None:
         """How much worse the live primary metric is than at training time (0.1 = 10% worse)."""
-        live, trained = self.quality.get(self.metric), self.training_quality.get(self.metric)
-        if live is None or trained is None or trained == 0:
+        return self._worse(self.quality)
+
+    @property
+    def estimated_decay(self) -> float | None:
+        """:attr:`decay` of the estimated primary metric: known as soon as the window has rows."""
+        return self._worse(self.estimated_quality)
+
+    def _worse(self, quality: dict[str, float]) -> float | None:
+        value, trained = quality.get(self.metric), self.training_quality.get(self.metric)
+        if value is None or trained is None or trained == 0:
             return None
-        change = (live - trained) / abs(trained)
+        change = (value - trained) / abs(trained)
         return -change if GREATER_IS_BETTER[self.metric] else change
 
     def to_dict(self) -> dict[str, Any]:
@@ -82,8 +103,11 @@ class WindowResult:
             "training_quality": self.training_quality,
             "metric": self.metric,
             "decay": self.decay,
+            "estimated_quality": self.estimated_quality,
+            "estimated_decay": self.estimated_decay,
             "report": self.drift.to_dict(),
             "distributions": [d.to_dict() for d in self.distributions],
+            "data_quality": self.data_quality.to_dict() if self.data_quality is not None else None,
         }
 
 
@@ -92,13 +116,35 @@ def load_reference(project: Project, version: str | None = None) -> Reference:
     if info is None:
         raise MonitorError("There is no champion to monitor; run `mloop run` first.")
     profile = Profile.load(Path(download_run_artifact(project, info.run_id, "reference_profile.json")))
-    return Reference(info, profile, version_contract(project, info))
+    try:
+        estimator = QualityEstimator.from_bytes(
+            Path(download_run_artifact(project, info.run_id, ESTIMATOR_ARTIFACT)).read_bytes()
+        )
+    except RegistryError:
+        estimator = None  # trained before quality estimators existed: windows just have no estimate
+    return Reference(info, profile, version_contract(project, info), estimator)
+
+
+def estimated_quality(project: Project, ref: Reference, X: pd.DataFrame, predictions: Any) -> dict[str, float]:
+    """The window's quality as its version's estimator sees it, before any label (``{}`` without one)."""
+    if ref.estimator is None or not len(X):
+        return {}
+    probabilities = None
+    if ref.estimator.task == "classification":
+        model = load_model(project, ref.version.version)  # the log keeps labels, not probabilities
+        probabilities = model.predict_proba(X[list(ref.contract.features)])
+    try:
+        return ref.estimator.estimate(X, predictions, probabilities)
+    except (ValueError, KeyError) as exc:
+        raise MonitorError(f"Cannot estimate the quality of version {ref.version.version}'s window: {exc}") from None
 
 
 def evaluate_window(project: Project, ref: Reference, rows: pd.DataFrame, index: int = 0) -> WindowResult:
     """Drift and (labelled rows only) quality of one window of logged predictions."""
     config = project.config
-    X = coerce_frame(rows, ref.contract, [c for c in ref.profile.columns if c in ref.contract.columns])
+    columns = [c for c in ref.profile.columns if c in ref.contract.columns]
+    X = coerce_frame(rows, ref.contract, columns)
+    checked = data_quality(rows, ref.contract, ref.profile, config.monitor.data_quality, columns=columns, coerced=X)
     predictions = rows["prediction"].to_numpy()
     report = drift_report(
         ref.profile,
@@ -107,6 +153,7 @@ def evaluate_window(project: Project, ref: Reference, rows: pd.DataFrame, index:
         predictions=predictions,
         min_drifted_features=config.monitor.min_drifted_features,
     )
+    estimated = estimated_quality(project, ref, X, predictions)
     labelled = rows[rows["label"].notna()]
     live: dict[str, float] = {}
     if len(labelled):
@@ -119,6 +166,8 @@ def evaluate_window(project: Project, ref: Reference, rows: pd.DataFrame, index:
     distributions = tuple(distribution(f.feature, ref.profile.columns[f.feature], X[f.feature]) for f in shown)
     return WindowResult(
         distributions=distributions,
+        data_quality=checked,
+        estimated_quality=estimated,
         version=ref.version.version,
         index=index,
         start_ts=str(rows["ts"].iloc[0]),
@@ -152,20 +201,63 @@ def _rows(project: Project, version: str) -> pd.DataFrame:
 def monitor(project: Project, version: str | None = None, last: int | None = None, write: bool = True) -> WindowResult:
     """The last window (``monitor.window_size`` rows by default) of the model's traffic.
 
-    Reads only that window (and a count for its index), not the version's whole history: a scheduled run
-    costs the same with ten thousand logged rows as with ten million.
+    Reads only that window, and counts only the rows logged since the previous run (:class:`Tally`), not
+    the version's whole history: a scheduled run costs the same with ten thousand logged rows as with ten
+    million (``bench/monitor_history.py``).
     """
     ref = load_reference(project, version)
     size = last or project.config.monitor.window_size
     store = _store(project)
-    total = store.count(model_version=ref.version.version)
+    tally = Tally.load(project, ref.version.version)
+    total = tally.rows_before + store.count(model_version=ref.version.version, since=tally.ts)
     if total == 0:
         raise _no_rows(ref.version.version)
     rows = store.read(model_version=ref.version.version, last=size)
     result = evaluate_window(project, ref, rows, index=max(0, (total - 1) // size))
     if write:
+        newest = str(rows["ts"].iloc[-1])
+        passed = store.count(model_version=ref.version.version, since=tally.ts, before=newest)
+        Tally(ref.version.version, newest, tally.rows_before + passed).save(project)
         record(project, result)
     return result
+
+
+@dataclass(frozen=True)
+class Tally:
+    """How many rows of a version were logged before ``ts``: where the next run's count starts.
+
+    Rows before a timestamp the log has passed hardly change (writers log in time order), so a run counts
+    from ``ts`` on and adds ``rows_before``. Rows stored later with an earlier timestamp (still in a
+    writer's queue during the run, or a spill file replayed after an outage of the log) are judged in
+    their windows all the same; only the window number, which is a label, leaves them out until a run
+    without a tally (``counts.json`` deleted) counts everything again.
+    """
+
+    version: str
+    ts: str | None = None
+    rows_before: int = 0
+
+    @staticmethod
+    def load(project: Project, version: str) -> Tally:
+        try:
+            known = json.loads((project.monitor_dir / COUNTS).read_text(encoding="utf-8"))[version]
+            return Tally(version, str(known["ts"]), int(known["rows_before"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return Tally(version)  # no tally yet (or an unreadable one): count from the start
+
+    def save(self, project: Project) -> None:
+        path = project.monitor_dir / COUNTS
+        try:
+            known = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            known = {}
+        known = known if isinstance(known, dict) else {}
+        known[self.version] = {"ts": self.ts, "rows_before": self.rows_before}
+        project.monitor_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=project.monitor_dir, prefix=".counts.")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(known))
+        os.replace(tmp, path)
 
 
 def monitor_windows(project: Project, version: str | None = None, size: int | None = None) -> list[WindowResult]:

@@ -211,6 +211,8 @@ def evaluate_policy(project: Project, champion: VersionInfo, window: WindowResul
         prediction_drift=bool(prediction and prediction.drifted),
         on_prediction_drift=policy.on_prediction_drift,
         schedule_due=due,
+        estimated_decay=window.estimated_decay if window else None,
+        max_estimated_decay=policy.max_estimated_decay,
     )
 
 

@@ -1,7 +1,8 @@
 """When to retrain: a pure decision over monitoring results and the retrain settings.
 
 Triggers (any one suffices): data drift on at least ``monitor.min_drifted_features`` features for
-``drift_windows`` consecutive windows, prediction drift, quality decay beyond the limit, or a cron
+``drift_windows`` consecutive windows, prediction drift, quality decay beyond the limit (live, or estimated
+before labels when ``max_estimated_decay`` is set), or a cron
 schedule that came due. Blocker: fewer than ``min_new_labels`` labelled production rows since the last
 retrain, since a model retrained on nothing new cannot be better.
 """
@@ -47,6 +48,8 @@ def decide(
     prediction_drift: bool = False,
     on_prediction_drift: bool = False,
     schedule_due: str | None = None,
+    estimated_decay: float | None = None,
+    max_estimated_decay: float | None = None,
 ) -> RetrainDecision:
     """Retrain on a trigger once enough new labelled rows exist to learn from.
 
@@ -64,6 +67,11 @@ def decide(
         reasons.append("the predictions drifted from their training distribution")
     if decay is not None and decay > max_quality_decay:
         reasons.append(f"{metric} is {decay:.1%} worse than at training time (limit {max_quality_decay:.1%})")
+    if max_estimated_decay is not None and estimated_decay is not None and estimated_decay > max_estimated_decay:
+        reasons.append(
+            f"estimated {metric} (before labels) is {estimated_decay:.1%} worse than at training time "
+            f"(limit {max_estimated_decay:.1%})"
+        )
     if schedule_due:
         reasons.append(f"scheduled: {schedule_due}")
     blockers = []

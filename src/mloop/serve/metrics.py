@@ -61,17 +61,84 @@ class MonitoringCollector:
         quality = GaugeMetricFamily(
             "mloop_model_quality", "Model quality on the labelled predictions of the latest window.", labels=["metric"]
         )
+        estimated = GaugeMetricFamily(
+            "mloop_model_estimated_quality",
+            "Model quality of the latest window estimated before labels (the version's quality estimator).",
+            labels=["metric"],
+        )
         if data is not None:
             for labels, value in _drift_values(data.get("drift")).items():
                 drift.add_metric(list(labels), value)
             if "dataset_drift" in data:
                 detected.add_metric([], 1.0 if data["dataset_drift"] else 0.0)
-            quality_values = data.get("quality")
-            for metric, raw in quality_values.items() if isinstance(quality_values, dict) else []:
-                number = _number(raw)
+            for family, key in ((quality, "quality"), (estimated, "estimated_quality")):
+                values = data.get(key)
+                for metric, raw in values.items() if isinstance(values, dict) else []:
+                    number = _number(raw)
+                    if number is not None:
+                        family.add_metric([str(metric)], number)
+        yield from (drift, detected, quality, estimated)
+        yield from _data_quality_families(data.get("data_quality") if data is not None else None)
+
+
+# Per feature of the latest window: (metric name, help, the key of a data_quality feature entry).
+_DATA_QUALITY = (
+    (
+        "mloop_data_null_rate",
+        "Share of the latest window's rows in which the feature was missing as sent.",
+        "null_rate",
+    ),
+    (
+        "mloop_data_reference_null_rate",
+        "Share of the training reference's rows in which the feature was missing.",
+        "reference_null_rate",
+    ),
+    (
+        "mloop_data_unseen_categories",
+        "Rows of the latest window whose category of the feature the training data never had.",
+        "unseen",
+    ),
+    (
+        "mloop_data_out_of_contract",
+        "Rows of the latest window whose value of the feature is outside the contract's range or category set.",
+        "out_of_contract",
+    ),
+)
+
+
+def _data_quality_families(report: Any) -> Iterator[Metric]:
+    """The ``data_quality`` section of a monitoring result (mloop.monitor.data_quality) as gauges."""
+    per_feature = {name: GaugeMetricFamily(name, text, labels=["feature"]) for name, text, _ in _DATA_QUALITY}
+    coercions = GaugeMetricFamily(
+        "mloop_data_coercions",
+        "Values of the feature in the latest window sent as another type: converted (outcome=coerced) or "
+        "unreadable, seen by the model as missing (outcome=failed).",
+        labels=["feature", "outcome"],
+    )
+    rows = GaugeMetricFamily("mloop_data_window_rows", "Rows of the latest window the data-quality figures are of.")
+    issues = GaugeMetricFamily(
+        "mloop_data_quality_issues", "Features of the latest window with a data-quality issue (monitor.data_quality)."
+    )
+    if isinstance(report, dict):
+        for family, value in ((rows, report.get("n_rows")), (issues, report.get("n_issues"))):
+            number = _number(value)
+            if number is not None:
+                family.add_metric([], number)
+        features = report.get("features")
+        # A repeated feature keeps its last entry, as a scrape allows one sample per feature.
+        latest = (
+            {str(f.get("feature")): f for f in features if isinstance(f, dict)} if isinstance(features, list) else {}
+        )
+        for feature, item in latest.items():
+            for name, _, key in _DATA_QUALITY:
+                number = _number(item.get(key))
                 if number is not None:
-                    quality.add_metric([str(metric)], number)
-        yield from (drift, detected, quality)
+                    per_feature[name].add_metric([feature], number)
+            for outcome, key in (("coerced", "coerced"), ("failed", "coercion_failures")):
+                number = _number(item.get(key))
+                if number is not None:
+                    coercions.add_metric([feature, outcome], number)
+    yield from (*per_feature.values(), coercions, rows, issues)
 
 
 def _drift_values(items: Any) -> dict[tuple[str, str], float]:

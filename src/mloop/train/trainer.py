@@ -24,6 +24,7 @@ from mloop.data.profile import build_profile, prediction_profile
 from mloop.data.snapshot import Snapshot
 from mloop.errors import TrainError
 from mloop.project import Project
+from mloop.registry.estimator import ESTIMATOR_ARTIFACT, fit_quality_estimator
 from mloop.registry.scoring import predict, score_model
 from mloop.tracking.runs import CONTRACT_ARTIFACT, PROFILE_ARTIFACT, Late, log_training_run
 from mloop.tracking.store import connect, experiment_id
@@ -288,11 +289,27 @@ def _train(
         holdout = parts["test"][[*contract.features, contract.target]]
         train_frame = data.loc[X_train.index]
         evaluation = evaluated
+        # What lets monitoring estimate a window's quality before its labels arrive (registry.estimator). Fitted
+        # here, not in a second worker while the run is logged: log_training_run silences MLflow's warnings inside
+        # warnings.catch_warnings(), whose filters are process-wide, and scikit-learn's fits enter and leave
+        # catch_warnings from the other thread, which undid those filters mid-log (seen in the retrain tests).
+        estimator = fit_quality_estimator(
+            model,
+            parts["X_test"],
+            parts["y_test"],
+            task=config.task,
+            numeric=contract.numeric_features,
+            categorical=contract.categorical_features,
+            seed=config.train.seed,
+        )
 
         def late() -> Late:
             nonlocal evaluation
             evaluation = pending.result()
-            return evaluation.metrics, evaluation.artifacts, evaluation.images
+            images = dict(evaluation.images)
+            if estimator is not None:
+                images[ESTIMATOR_ARTIFACT] = estimator.to_bytes()
+            return evaluation.metrics, evaluation.artifacts, images
 
         logged = log_training_run(
             project,

@@ -42,6 +42,7 @@ def test_monitoring_results_are_read_at_scrape_time(tmp_path: Path) -> None:
                 "garbage",
             ],
             "quality": {"rmse": 25000.0, "mae": None},
+            "estimated_quality": {"rmse": 27000.0, "mae": "n/a"},
         },
     )
     found = samples(metrics)
@@ -51,6 +52,30 @@ def test_monitoring_results_are_read_at_scrape_time(tmp_path: Path) -> None:
     assert found[("mloop_drift_detected", ())] == 0.0
     assert found[("mloop_model_quality", (("metric", "rmse"),))] == 25000.0
     assert ("mloop_model_quality", (("metric", "mae"),)) not in found
+    assert found[("mloop_model_estimated_quality", (("metric", "rmse"),))] == 27000.0  # before labels
+    assert ("mloop_model_estimated_quality", (("metric", "mae"),)) not in found
+
+
+def test_the_data_quality_of_the_latest_window_is_exported_per_feature(tmp_path: Path) -> None:
+    metrics = ServeMetrics(tmp_path)
+    assert not any(name.startswith("mloop_data_") for name, _ in samples(metrics))
+    area = {"feature": "area", "null_rate": 0.25, "reference_null_rate": 0.05, "unseen": 0, "out_of_contract": 4}
+    zone = {"feature": "zone", "null_rate": 0.0, "reference_null_rate": None, "unseen": 7, "out_of_contract": 7}
+    coercions = {"coerced": 2, "coercion_failures": 1}
+    features = [{**area, "out_of_contract": 99}, {**area, **coercions}, zone, "garbage"]  # the last "area" counts
+    write_latest(tmp_path, {"data_quality": {"n_rows": 200, "n_issues": 2, "features": features}})
+    found = samples(metrics)
+
+    assert found[("mloop_data_null_rate", (("feature", "area"),))] == 0.25
+    assert found[("mloop_data_reference_null_rate", (("feature", "area"),))] == 0.05
+    assert ("mloop_data_reference_null_rate", (("feature", "zone"),)) not in found  # no reference: no sample
+    assert found[("mloop_data_unseen_categories", (("feature", "zone"),))] == 7
+    assert found[("mloop_data_out_of_contract", (("feature", "area"),))] == 4
+    assert found[("mloop_data_coercions", (("feature", "area"), ("outcome", "coerced")))] == 2
+    assert found[("mloop_data_coercions", (("feature", "area"), ("outcome", "failed")))] == 1
+    assert found[("mloop_data_window_rows", ())] == 200 and found[("mloop_data_quality_issues", ())] == 2
+    write_latest(tmp_path, {"data_quality": None})  # a window recorded before data-quality checks
+    assert not any(name.startswith("mloop_data_") for name, _ in samples(metrics))
 
 
 def test_an_unreadable_file_exports_nothing(tmp_path: Path) -> None:
