@@ -669,6 +669,8 @@ def decide(features: Sequence[FeatureDrift], thresholds: DriftThresholds) -> lis
         return list(features)
     q = thresholds.false_alarm_rate
     adjusted = benjamini_hochberg([f.decision_p_value for f in features])
+    tested = sum(a is not None for a in adjusted)
+    family = f" over {tested} features" if len(features) > 1 else ""
     decided = []
     for feature, p_adjusted in zip(features, adjusted, strict=True):
         effect = effect_reason(feature, thresholds)
@@ -682,7 +684,6 @@ def decide(features: Sequence[FeatureDrift], thresholds: DriftThresholds) -> lis
             )
             if feature.null_p_value is not None:
                 tests.append(f"missing-share p-value {feature.null_p_value:.3g}")
-            family = f" over {len([a for a in adjusted if a is not None])} features" if len(features) > 1 else ""
             reason = f"{', '.join(tests)}: adjusted {p_adjusted:.3g} ≤ {q:g}{family}, and {effect}"
         decided.append(replace(feature, drifted=drifted, reason=reason, p_adjusted=p_adjusted))
     return decided

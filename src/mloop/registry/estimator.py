@@ -24,6 +24,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OrdinalEncoder
 
 from mloop.core.estimated import classification_estimate, regression_estimate
+from mloop.core.metrics import Predictions
+from mloop.registry.scoring import predict
 
 ESTIMATOR_ARTIFACT = "quality_estimator.joblib"
 #: Fewer labelled holdout rows than this and no estimator is fitted: the errors would be noise.
@@ -113,20 +115,27 @@ def fit_quality_estimator(
     numeric: list[str],
     categorical: list[str],
     seed: int = 0,
+    predictions: Predictions | None = None,
 ) -> QualityEstimator | None:
-    """Fit the estimator of ``model`` on its labelled holdout ``X``, ``y``; ``None`` under :data:`MIN_ROWS` rows."""
+    """Fit the estimator of ``model`` on its labelled holdout ``X``, ``y``; ``None`` under :data:`MIN_ROWS` rows.
+
+    ``predictions``: the model's on ``X`` when the caller has them (training does), else they are made here.
+    """
     if len(X) < MIN_ROWS:
         return None
     estimator = QualityEstimator(task=task, numeric=list(numeric), categorical=list(categorical))
+    scored = predictions if predictions is not None else predict(model, X, task)
     if task == "regression":
-        predicted = np.asarray(model.predict(X), dtype=float)
+        predicted = np.asarray(scored.values, dtype=float)
         error = np.asarray(y, dtype=float) - predicted
         design = _design(X, predicted, estimator.numeric, estimator.categorical)
         estimator.absolute = _error_model(estimator.numeric, estimator.categorical, seed).fit(design, np.abs(error))
         estimator.squared = _error_model(estimator.numeric, estimator.categorical, seed).fit(design, error**2)
         return estimator
-    classes = [str(c) for c in model.classes_]
-    probabilities = np.asarray(model.predict_proba(X), dtype=float)
+    if scored.proba is None or scored.classes is None:
+        raise ValueError("a classifier's quality estimator needs its class probabilities on the holdout")
+    classes = list(scored.classes)
+    probabilities = np.asarray(scored.proba, dtype=float)
     truth = np.asarray(y).astype(str)
     estimator.classes = classes
     estimator.calibrators = [

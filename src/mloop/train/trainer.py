@@ -301,6 +301,7 @@ def _train(
             numeric=contract.numeric_features,
             categorical=contract.categorical_features,
             seed=config.train.seed,
+            predictions=parts["predictions"],
         )
 
         def late() -> Late:
