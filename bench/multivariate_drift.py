@@ -1,7 +1,7 @@
 """How often multivariate drift alarms on unchanged windows, and how often it catches a shift.
 
 The reference is the Ames demo's training years (2006-2007, without the target, the time column and the
-month), fitted with ``mloop.monitor.multivariate.fit_multivariate_reference``'s defaults. Windows are
+month), fitted with ``mloop.data.multivariate.fit_multivariate_reference``'s defaults. Windows are
 bootstrap resamples, some with a shift injected:
 
 * ``unchanged``: resampled from the reference itself;
@@ -34,9 +34,9 @@ from rich.progress import Progress
 from rich.table import Table
 
 from mloop.core.drift import DriftThresholds
+from mloop.data.multivariate import MultivariateReference, fit_multivariate_reference, multivariate_drift
 from mloop.data.profile import Profile, build_profile, infer_kinds
 from mloop.monitor.drift import drift_report
-from mloop.monitor.multivariate import MultivariateReference, fit_multivariate_reference, multivariate_drift
 
 ROOT = Path(__file__).resolve().parents[1]
 AMES = ROOT / "src" / "mloop" / "examples" / "ames.csv.gz"

@@ -379,6 +379,24 @@ class DataQualityConfig(_Section):
     max_examples: int = Field(default=10, ge=0, description="Distinct unseen categories listed per feature.")
 
 
+class MultivariateConfig(_Section):
+    """Drift of the features taken together (mloop.data.multivariate): fitted with every training run."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Fit a multivariate reference (PCA reconstruction error, domain classifier) with every training "
+        "run and judge each monitored window against it.",
+    )
+    domain_classifier: bool = Field(
+        default=True,
+        description="Also run the domain classifier (AUROC of reference vs window): a fit per window, and about 40 "
+        "once per window size to calibrate its threshold (cached under .mloop/monitor/multivariate/).",
+    )
+    false_alarm_rate: float = Field(
+        default=0.01, gt=0, lt=1, description="The share of unchanged windows each statistic may alarm on."
+    )
+
+
 class MonitorConfig(_Section):
     window_size: int = Field(default=200, ge=10)
     data_quality: DataQualityConfig = Field(
@@ -412,6 +430,9 @@ class MonitorConfig(_Section):
     ks_pvalue: float = Field(default=0.01, gt=0, lt=1, description="per_feature decision: KS p-value below this.")
     chi2_pvalue: float = Field(default=0.01, gt=0, lt=1, description="per_feature decision: chi² p-value below this.")
     min_drifted_features: int = Field(default=1, ge=1)
+    multivariate: MultivariateConfig = Field(
+        default_factory=MultivariateConfig, description="Drift of the features taken together, beside per feature."
+    )
     predictions_url: str | None = Field(
         default=None,
         repr=False,  # may carry a password: kept out of reprs and tracebacks
@@ -430,6 +451,11 @@ class RetrainConfig(_Section):
         "monitor.min_drifted_features features do).",
     )
     on_prediction_drift: bool = Field(default=False, description="Retrain when the predictions drift.")
+    on_multivariate_drift: bool = Field(
+        default=False,
+        description="Count a window whose features drift together (monitor.multivariate) as drifted, toward "
+        "drift_windows, even where no single feature drifts.",
+    )
     max_quality_decay: float = Field(
         default=0.1, ge=0, description="Retrain when the live metric is this much (relative) worse."
     )

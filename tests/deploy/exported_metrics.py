@@ -30,6 +30,11 @@ def exported_series(tmp_path: Path) -> dict[str, set[str]]:
         "drift": [{"feature": "area", "statistic": "psi", "value": 0.3}],
         "quality": {"rmse": 1.0, "decay": 0.2},
         "estimated_quality": {"rmse": 1.1},
+        "multivariate": {
+            "drifted": True,
+            "reconstruction": {"error": 2.5, "threshold": 1.4, "drifted": True},
+            "domain_classifier": {"auroc": 0.7, "threshold": 0.62, "drifted": True},
+        },
         "data_quality": {
             "n_rows": 200,
             "n_issues": 1,

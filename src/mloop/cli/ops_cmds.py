@@ -11,6 +11,7 @@ import typer
 from mloop.cli.app import JsonOption, app, console, emit_json, err_console, project
 
 if TYPE_CHECKING:
+    from mloop.monitor.drift import DriftReport
     from mloop.retrain.controller import RetrainResult
     from mloop.retrain.watch import Outcome, Waiting
 
@@ -39,13 +40,25 @@ def monitor_cmd(
     every: Annotated[
         bool, typer.Option("--all", help="Every window of the version's traffic, oldest first (nothing recorded).")
     ] = False,
+    days: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Drift over the last N days (UTC, today included), merged from daily profiles kept under "
+            ".mloop/monitor/profiles: reads only the days not profiled yet (nothing recorded).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Drift and quality of the latest window of the prediction log; updates the server's gauges."""
     from mloop.monitor.runner import monitor, monitor_windows
     from mloop.monitor.tables import window_table
-    from mloop.terminal import new_table
 
+    if days is not None:
+        if every or last is not None:
+            raise typer.BadParameter("--days merges whole days; it cannot be combined with --last or --all.")
+        _span(ctx, version, days, as_json)
+        return
     if every:
         results = monitor_windows(project(ctx), version, last)
         if as_json:
@@ -57,10 +70,36 @@ def monitor_cmd(
     if as_json:
         emit_json(result.to_dict())
         return
+    _feature_table(result.drift)
+    console.print(window_table([result], "latest window"))
+
+
+def _span(ctx: typer.Context, version: str | None, days: int, as_json: bool) -> None:
+    from mloop.monitor.profiles import span_drift
+
+    found = span_drift(project(ctx), version, days)
+    if as_json:
+        emit_json(found.to_dict())
+        return
+    _feature_table(found.report)
+    stored = sum(1 for d in found.days if d.source == "stored")
+    drifted = found.report.drifted_features
+    console.print(
+        f"version {found.version}: {found.n_rows} rows over {len(found.days)} days ({stored} from stored daily "
+        f"profiles; {found.span.rows_read} rows read now): "
+        + (f"[red]drift[/] on {', '.join(drifted)}" if found.report.dataset_drift else "no drift")
+    )
+    for note in found.span.notes:
+        console.print(f"[yellow]note:[/] {note}")
+
+
+def _feature_table(report: DriftReport) -> None:
+    from mloop.terminal import new_table
+
     features = new_table(
         "feature", "kind", "psi", "test", "p-value", "drifted", title="drift per feature (top 10 by PSI)"
     )
-    for f in sorted(result.drift.features, key=lambda f: -f.psi)[:10]:
+    for f in sorted(report.features, key=lambda f: -f.psi)[:10]:
         features.add_row(
             f.feature,
             f.kind,
@@ -70,7 +109,6 @@ def monitor_cmd(
             "[red]yes[/]" if f.drifted else "no",
         )
     console.print(features)
-    console.print(window_table([result], "latest window"))
 
 
 def _retrain_summary(result: RetrainResult) -> dict[str, Any]:

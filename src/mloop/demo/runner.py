@@ -226,6 +226,7 @@ def run_demo(folder: Path | None = None, port: int = 0, traffic_limit: int | Non
                             f"{sold.iloc[0]} → {sold.iloc[-1]}",
                             result.version,
                             str(result.drift.n_drifted),
+                            _together(result),
                             number(result.estimated_quality.get("rmse")),
                             number(result.quality.get("rmse")),
                             number(result.training_quality.get("rmse")),
@@ -254,6 +255,15 @@ def run_demo(folder: Path | None = None, port: int = 0, traffic_limit: int | Non
     return DemoResult(project, replay.windows, replay.served_versions, retrains, str(final.get("version")))
 
 
+def _together(result: WindowResult) -> str:
+    """Whether the window's features drifted together (monitor.multivariate), and by which statistic."""
+    if result.multivariate is None:
+        return ""
+    found = result.multivariate
+    moved = [name for name, hit in (("PCA", found.reconstruction_drifted), ("classifier", found.auroc_drifted)) if hit]
+    return ", ".join(moved) or "no"
+
+
 def _summary(project: Project, replay: Replay, final: dict[str, Any], retrains: list[str]) -> None:
     heading(console, "4. summary")
     windows = new_table(
@@ -261,6 +271,7 @@ def _summary(project: Project, replay: Replay, final: dict[str, Any], retrains: 
         "sold",
         "served",
         "drifted",
+        "together",
         "est. rmse",
         "live rmse",
         "train rmse",

@@ -203,6 +203,60 @@ def data_quality_section(latest: dict[str, Any] | None) -> str:
     return summary + _table(header, rows) + more
 
 
+def _multivariate(window: dict[str, Any], section: str, key: str) -> float | None:
+    entry = (window.get("multivariate") or {}).get(section) or {}
+    value = entry.get(key)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def multivariate_section(windows: list[dict[str, Any]], labels: list[str]) -> str:
+    """Charts of the two multivariate statistics per window, each beside its calibrated threshold."""
+    if not any(isinstance(w.get("multivariate"), dict) for w in windows):
+        return (
+            "<p class='muted'>No multivariate figures yet: they need a version trained with "
+            "monitor.multivariate.enabled, and a <code>mloop monitor</code> run.</p>"
+        )
+    note = (
+        "<p class='muted'>Drift of the features taken together, which per-feature tests cannot see (a relation "
+        "between features that broke). PCA reconstruction error: the window's median row error against the "
+        "training reference's principal components; domain classifier: how well a classifier tells the window "
+        "from training rows (0.5: not at all). Each threshold is calibrated on the reference's own resamples to "
+        "alarm on monitor.multivariate.false_alarm_rate of unchanged windows.</p>"
+    )
+    charts = [
+        line_chart(
+            {
+                "reconstruction error": [_multivariate(w, "reconstruction", "error") for w in windows],
+                "threshold": [_multivariate(w, "reconstruction", "threshold") for w in windows],
+            },
+            labels,
+            "PCA reconstruction error per window",
+        ),
+        line_chart(
+            {
+                "domain classifier AUROC": [_multivariate(w, "domain_classifier", "auroc") for w in windows],
+                "threshold": [_multivariate(w, "domain_classifier", "threshold") for w in windows],
+            },
+            labels,
+            "domain classifier AUROC per window",
+        ),
+    ]
+    return note + "".join(charts)
+
+
+def _together(window: dict[str, Any]) -> str:
+    """The windows table's cell: which multivariate statistic alarmed, if any."""
+    report = window.get("multivariate")
+    if not isinstance(report, dict):
+        return ""
+    moved = [
+        name
+        for name, section in (("PCA", "reconstruction"), ("classifier", "domain_classifier"))
+        if (report.get(section) or {}).get("drifted")
+    ]
+    return f"<span class='drift'>{_esc(', '.join(moved))}</span>" if moved else "no"
+
+
 def shadow_rows(project: Project, versions: list[VersionInfo]) -> list[list[str]]:
     """One row per version with shadow evidence: the challenger against today's champion, and the champion
     against the versions whose traffic it shadowed before it was promoted (the evidence it was promoted on)."""
@@ -317,13 +371,24 @@ def render_report(project: Project) -> str:
             str(w["n_rows"]),
             f"<span class='drift'>{w['n_drifted']}</span>" if w["dataset_drift"] else str(w["n_drifted"]),
             _esc(", ".join(w["drifted_features"][:4])),
+            _together(w),
             _num((w.get("estimated_quality") or {}).get(metric)),
             _num(w["quality"].get(metric)),
             f"{w['decay']:+.1%}" if w.get("decay") is not None else "",
         ]
         for i, w in enumerate(windows)
     ]
-    window_header = ["window", "version", "rows", "drifted", "features", f"estimated {metric}", metric, "decay"]
+    window_header = [
+        "window",
+        "version",
+        "rows",
+        "drifted",
+        "features",
+        "together",
+        f"estimated {metric}",
+        metric,
+        "decay",
+    ]
     now = datetime.now(UTC).isoformat(timespec="seconds")
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>mloop report: {_esc(project.name)}</title><style>{_CSS}</style></head><body>
@@ -331,6 +396,7 @@ def render_report(project: Project) -> str:
 · gate metric {metric}</p>
 <h2>Quality over time</h2>{quality_chart}
 <h2>Drift over time</h2>{drift_chart}
+<h2>Multivariate drift</h2>{multivariate_section(windows, labels)}
 <h2>Drift per feature</h2>{psi_chart}{_distributions(latest)}
 <h2>Data quality</h2>{data_quality_section(latest)}
 <h2>Monitoring windows</h2>{_table(window_header, window_rows)}

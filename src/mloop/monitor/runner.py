@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,8 @@ import pandas as pd
 
 from mloop.core.metrics import GREATER_IS_BETTER
 from mloop.data.contract import Contract, coerce_frame
+from mloop.data.multivariate import ARTIFACT as MULTIVARIATE_ARTIFACT
+from mloop.data.multivariate import MultivariateDrift, MultivariateReference, multivariate_drift
 from mloop.data.predictions import PredictionLog
 from mloop.data.profile import Profile
 from mloop.errors import MonitorError, RegistryError
@@ -45,6 +47,7 @@ class Reference:
     profile: Profile
     contract: Contract
     estimator: QualityEstimator | None = None  # None for a version trained before estimators, or too small
+    multivariate: MultivariateReference | None = None  # None when monitor.multivariate is off or was at training
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class WindowResult:
     distributions: tuple[Distribution, ...] = ()
     estimated_quality: dict[str, float] = field(default_factory=dict)  # before labels: registry.estimator
     data_quality: DataQualityReport | None = None  # of the logged features: monitor.data_quality
+    multivariate: MultivariateDrift | None = None  # the features taken together: monitor.multivariate
 
     @property
     def decay(self) -> float | None:
@@ -108,6 +112,7 @@ class WindowResult:
             "report": self.drift.to_dict(),
             "distributions": [d.to_dict() for d in self.distributions],
             "data_quality": self.data_quality.to_dict() if self.data_quality is not None else None,
+            "multivariate": self.multivariate.to_dict() if self.multivariate is not None else None,
         }
 
 
@@ -122,7 +127,64 @@ def load_reference(project: Project, version: str | None = None) -> Reference:
         )
     except RegistryError:
         estimator = None  # trained before quality estimators existed: windows just have no estimate
-    return Reference(info, profile, version_contract(project, info), estimator)
+    multivariate = _multivariate_reference(project, info) if project.config.monitor.multivariate.enabled else None
+    return Reference(info, profile, version_contract(project, info), estimator, multivariate)
+
+
+def _calibration_path(project: Project, info: VersionInfo) -> Path:
+    return project.monitor_dir / "multivariate" / f"{info.run_id}.json"
+
+
+def _multivariate_reference(project: Project, info: VersionInfo) -> MultivariateReference | None:
+    """The run's multivariate reference, with the thresholds earlier runs calibrated on this machine.
+
+    The domain classifier's threshold for a window size costs about 40 fits, paid on first use of the size
+    and kept under ``.mloop/monitor/multivariate/<run id>.json``; an unreadable copy there is ignored.
+    """
+    cached = _calibration_path(project, info)
+    reference: MultivariateReference | None = None
+    if cached.is_file():
+        try:
+            reference = MultivariateReference.from_bytes(cached.read_bytes())
+        except (OSError, MonitorError):
+            reference = None  # a damaged cache costs a recalibration, never the run
+    if reference is None:
+        try:
+            path = Path(download_run_artifact(project, info.run_id, MULTIVARIATE_ARTIFACT))
+        except RegistryError:
+            return None  # trained before multivariate references, or with monitor.multivariate off
+        reference = MultivariateReference.from_bytes(path.read_bytes())
+    rate = project.config.monitor.multivariate.false_alarm_rate
+    if rate != reference.false_alarm_rate:  # the reconstruction thresholds are quantiles at the rate
+        reference = replace(reference, false_alarm_rate=rate, reconstruction_thresholds={})
+    return reference
+
+
+def _save_calibration(project: Project, ref: Reference) -> None:
+    """Keep the thresholds calibrated so far for the next run (atomic replace)."""
+    if ref.multivariate is None:
+        return
+    path = _calibration_path(project, ref.version)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".calibration.")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(ref.multivariate.to_bytes())
+    os.replace(tmp, path)
+
+
+def window_multivariate(project: Project, ref: Reference, X: pd.DataFrame) -> MultivariateDrift | None:
+    """The window's multivariate drift (``None`` without a reference), calibrating a new size once."""
+    if ref.multivariate is None or not len(X):
+        return None
+    settings = project.config.monitor.multivariate
+    before = len(ref.multivariate.classifier_null)
+    # A partial window (fewer rows than monitor.window_size) skips the classifier rather than pay ~40 fits to
+    # calibrate a size seen once; the reconstruction error's threshold is cheap for any size.
+    classifier = settings.domain_classifier and len(X) >= project.config.monitor.window_size
+    result = multivariate_drift(ref.multivariate, X, domain_classifier=classifier)
+    if len(ref.multivariate.classifier_null) != before:  # the costly part; reconstruction thresholds are not
+        _save_calibration(project, ref)
+    return result
 
 
 def estimated_quality(project: Project, ref: Reference, X: pd.DataFrame, predictions: Any) -> dict[str, float]:
@@ -154,6 +216,7 @@ def evaluate_window(project: Project, ref: Reference, rows: pd.DataFrame, index:
         min_drifted_features=config.monitor.min_drifted_features,
     )
     estimated = estimated_quality(project, ref, X, predictions)
+    together = window_multivariate(project, ref, X)
     labelled = rows[rows["label"].notna()]
     live: dict[str, float] = {}
     if len(labelled):
@@ -167,6 +230,7 @@ def evaluate_window(project: Project, ref: Reference, rows: pd.DataFrame, index:
     return WindowResult(
         distributions=distributions,
         data_quality=checked,
+        multivariate=together,
         estimated_quality=estimated,
         version=ref.version.version,
         index=index,

@@ -162,11 +162,18 @@ def last_retrain(project: Project) -> datetime | None:
 
 
 def _streak(project: Project, version: str) -> int:
-    """Consecutive drifted windows of ``version``, a window re-evaluated on the same traffic counted once."""
+    """Consecutive drifted windows of ``version``, a window re-evaluated on the same traffic counted once.
+
+    A window drifted when its features did (``dataset_drift``), or, with ``retrain.on_multivariate_drift``,
+    when they drifted together.
+    """
+    together = project.config.retrain.on_multivariate_drift
     seen: dict[str, bool] = {}
     for entry in history(project):
         if entry.get("model_version") == version:
-            seen[str(entry.get("end_ts"))] = bool(entry.get("dataset_drift"))
+            multivariate = entry.get("multivariate")
+            moved = together and isinstance(multivariate, dict) and bool(multivariate.get("drifted"))
+            seen[str(entry.get("end_ts"))] = bool(entry.get("dataset_drift")) or moved
     return drift_streak(list(seen.values()))
 
 
@@ -213,6 +220,8 @@ def evaluate_policy(project: Project, champion: VersionInfo, window: WindowResul
         schedule_due=due,
         estimated_decay=window.estimated_decay if window else None,
         max_estimated_decay=policy.max_estimated_decay,
+        multivariate_drift=window.multivariate.reason() if window and window.multivariate else None,
+        on_multivariate_drift=policy.on_multivariate_drift,
     )
 
 

@@ -1,7 +1,8 @@
 """When to retrain: a pure decision over monitoring results and the retrain settings.
 
 Triggers (any one suffices): data drift on at least ``monitor.min_drifted_features`` features for
-``drift_windows`` consecutive windows, prediction drift, quality decay beyond the limit (live, or estimated
+``drift_windows`` consecutive windows (a window whose features drift together counts, with
+``on_multivariate_drift``), prediction drift, quality decay beyond the limit (live, or estimated
 before labels when ``max_estimated_decay`` is set), or a cron
 schedule that came due. Blocker: fewer than ``min_new_labels`` labelled production rows since the last
 retrain, since a model retrained on nothing new cannot be better.
@@ -50,14 +51,21 @@ def decide(
     schedule_due: str | None = None,
     estimated_decay: float | None = None,
     max_estimated_decay: float | None = None,
+    multivariate_drift: str | None = None,
+    on_multivariate_drift: bool = False,
 ) -> RetrainDecision:
     """Retrain on a trigger once enough new labelled rows exist to learn from.
 
     ``streak`` is the number of consecutive drifted windows up to and including this one (default: 1
-    if this window drifted); ``schedule_due`` describes the cron time that came due, if one did.
+    if this window drifted); ``schedule_due`` describes the cron time that came due, if one did;
+    ``multivariate_drift`` says what drifted when the window's features drifted together.
     """
-    streak = (1 if dataset_drift else 0) if streak is None else streak
+    together = on_multivariate_drift and multivariate_drift is not None
+    streak = (1 if dataset_drift or together else 0) if streak is None else streak
     reasons: list[str] = []
+    if on_drift and together and not dataset_drift and streak >= drift_windows:
+        run = f" for {streak} consecutive windows" if drift_windows > 1 else ""
+        reasons.append(f"the features drifted together{run}: {multivariate_drift}")
     if on_drift and dataset_drift and streak >= drift_windows:
         more = len(drifted_features) - 5
         shown = ", ".join(drifted_features[:5]) + (f" and {more} more" if more > 0 else "")

@@ -79,6 +79,41 @@ class MonitoringCollector:
                         family.add_metric([str(metric)], number)
         yield from (drift, detected, quality, estimated)
         yield from _data_quality_families(data.get("data_quality") if data is not None else None)
+        yield from _multivariate_families(data.get("multivariate") if data is not None else None)
+
+
+# statistic label -> the key of its section in a multivariate entry (mloop.data.multivariate.MultivariateDrift)
+_MULTIVARIATE = (("reconstruction_error", "reconstruction", "error"), ("domain_auroc", "domain_classifier", "auroc"))
+
+
+def _multivariate_families(report: Any) -> Iterator[Metric]:
+    """The ``multivariate`` section of a monitoring result as gauges: each statistic beside its threshold."""
+    detected = GaugeMetricFamily(
+        "mloop_multivariate_drift_detected",
+        "1 if the latest window's features drifted together (PCA reconstruction error or domain classifier), else 0.",
+    )
+    value = GaugeMetricFamily(
+        "mloop_multivariate_statistic",
+        "Multivariate drift statistic of the latest window: median PCA reconstruction error, domain classifier AUROC.",
+        labels=["statistic"],
+    )
+    threshold = GaugeMetricFamily(
+        "mloop_multivariate_threshold",
+        "The statistic's alarm threshold for the window's size, calibrated on the training reference.",
+        labels=["statistic"],
+    )
+    if isinstance(report, dict):
+        if "drifted" in report:
+            detected.add_metric([], 1.0 if report["drifted"] else 0.0)
+        for statistic, section, key in _MULTIVARIATE:
+            entry = report.get(section)
+            if not isinstance(entry, dict):
+                continue
+            for family, field in ((value, key), (threshold, "threshold")):
+                number = _number(entry.get(field))
+                if number is not None:
+                    family.add_metric([statistic], number)
+    yield from (detected, value, threshold)
 
 
 # Per feature of the latest window: (metric name, help, the key of a data_quality feature entry).

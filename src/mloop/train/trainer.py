@@ -20,9 +20,11 @@ from mloop import failpoints
 from mloop.config import MloopConfig
 from mloop.core.metrics import classification_metrics, regression_metrics, task_metrics
 from mloop.data.contract import Contract
+from mloop.data.multivariate import ARTIFACT as MULTIVARIATE_ARTIFACT
+from mloop.data.multivariate import MultivariateReference, fit_multivariate_reference
 from mloop.data.profile import build_profile, prediction_profile
 from mloop.data.snapshot import Snapshot
-from mloop.errors import TrainError
+from mloop.errors import ProfileError, TrainError
 from mloop.project import Project
 from mloop.registry.estimator import ESTIMATOR_ARTIFACT, fit_quality_estimator
 from mloop.registry.scoring import predict, score_model
@@ -233,6 +235,27 @@ def _timed_sample(model: Pipeline, X_train: pd.DataFrame) -> tuple[np.ndarray, f
     return predictions, (time.perf_counter() - started) * 1000
 
 
+def _multivariate(X_train: pd.DataFrame, contract: Contract, config: MloopConfig) -> MultivariateReference | None:
+    """The reference monitoring judges the features taken together against (monitor.multivariate), or None.
+
+    The PCA is fitted here (well under a second on Ames); the domain classifier's thresholds are calibrated
+    by the first monitoring run of each window size, since that costs about 40 fits.
+    """
+    settings = config.monitor.multivariate
+    if not settings.enabled:
+        return None
+    try:
+        return fit_multivariate_reference(
+            X_train,
+            contract.numeric_features,
+            contract.categorical_features,
+            seed=config.train.seed,
+            false_alarm_rate=settings.false_alarm_rate,
+        )
+    except ProfileError:
+        return None  # too few rows to fit on: windows are judged per feature only
+
+
 def _train(
     project: Project,
     snapshot: Snapshot,
@@ -304,12 +327,16 @@ def _train(
             predictions=parts["predictions"],
         )
 
+        together = _multivariate(X_train, contract, config)  # in this thread too, for the same reason
+
         def late() -> Late:
             nonlocal evaluation
             evaluation = pending.result()
             images = dict(evaluation.images)
             if estimator is not None:
                 images[ESTIMATOR_ARTIFACT] = estimator.to_bytes()
+            if together is not None:
+                images[MULTIVARIATE_ARTIFACT] = together.to_bytes()
             return evaluation.metrics, evaluation.artifacts, images
 
         logged = log_training_run(

@@ -64,3 +64,16 @@ def test_a_due_schedule_triggers_but_still_needs_new_labels() -> None:
     decision = decide(**{**BASE, "schedule_due": "cron '0 3 * * *' was due"})
     assert decision.retrain and decision.reasons == ["scheduled: cron '0 3 * * *' was due"]
     assert not decide(**{**BASE, "schedule_due": "x", "new_labels": 0}).retrain
+
+
+def test_features_drifting_together_trigger_only_when_enabled() -> None:
+    together = {**BASE, "multivariate_drift": "PCA reconstruction error 3.1 > 1.4"}
+    assert not decide(**together).retrain  # shown, not acted on, by default
+    decision = decide(**together, on_multivariate_drift=True)
+    assert decision.retrain and decision.reasons == [
+        "the features drifted together: PCA reconstruction error 3.1 > 1.4"
+    ]
+    assert not decide(**{**together, "on_drift": False}, on_multivariate_drift=True).retrain  # drift triggers off
+    assert not decide(**together, on_multivariate_drift=True, streak=1, drift_windows=2).retrain
+    both = decide(**{**together, "dataset_drift": True, "drifted_features": ["a"]}, on_multivariate_drift=True)
+    assert len(both.reasons) == 1 and "data drift on 1 feature" in both.reasons[0]  # one drift reason, not two

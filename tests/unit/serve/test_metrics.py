@@ -116,3 +116,24 @@ def test_prediction_buckets_span_the_training_range() -> None:
     assert len(buckets) == 19 and buckets == sorted(buckets)
     assert 12789.0 < buckets[0] < buckets[-1] < 755000.0
     assert prediction_buckets(None)[0] == 0.01
+
+
+def test_the_multivariate_drift_of_the_latest_window_is_exported_beside_its_thresholds(tmp_path: Path) -> None:
+    metrics = ServeMetrics(tmp_path)
+    assert not any(name.startswith("mloop_multivariate_") for name, _ in samples(metrics))
+    together = {
+        "drifted": True,
+        "reconstruction": {"error": 2.5, "threshold": 1.4, "drifted": True},
+        "domain_classifier": {"auroc": None, "threshold": None, "drifted": False},  # too few rows to run it
+    }
+    write_latest(tmp_path, {"multivariate": together})
+    found = samples(metrics)
+
+    assert found[("mloop_multivariate_drift_detected", ())] == 1.0
+    assert found[("mloop_multivariate_statistic", (("statistic", "reconstruction_error"),))] == 2.5
+    assert found[("mloop_multivariate_threshold", (("statistic", "reconstruction_error"),))] == 1.4
+    assert ("mloop_multivariate_statistic", (("statistic", "domain_auroc"),)) not in found
+    write_latest(tmp_path, {"multivariate": {**together, "drifted": False, "reconstruction": "garbage"}})
+    found = samples(metrics)
+    assert found[("mloop_multivariate_drift_detected", ())] == 0.0
+    assert not any(name == "mloop_multivariate_statistic" for name, _ in found)

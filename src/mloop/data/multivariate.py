@@ -74,6 +74,8 @@ from mloop.data.profile import category_counts, numeric_values
 from mloop.errors import MonitorError, ProfileError
 
 FORMAT_VERSION = 1
+#: The artifact a training run stores its reference under (JSON, ``to_bytes``).
+ARTIFACT = "multivariate_reference.json"
 #: The share of the encoded reference's variance the PCA keeps.
 VARIANCE_SHARE = 0.65
 #: The rate at which each statistic alarms on unchanged windows.
@@ -115,6 +117,17 @@ class MultivariateDrift:
     @property
     def drifted(self) -> bool:
         return self.reconstruction_drifted or self.auroc_drifted
+
+    def reason(self) -> str | None:
+        """What passed its threshold, in words (``None`` when nothing did)."""
+        parts = []
+        if self.reconstruction_drifted:
+            parts.append(
+                f"PCA reconstruction error {self.reconstruction_error:.3g} > {self.reconstruction_threshold:.3g}"
+            )
+        if self.auroc_drifted and self.auroc is not None and self.auroc_threshold is not None:
+            parts.append(f"domain classifier AUROC {self.auroc:.3f} > {self.auroc_threshold:.3f}")
+        return "; ".join(parts) or None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe: plain floats, ints, bools and ``None`` (for a non-finite number too)."""
@@ -712,6 +725,7 @@ def multivariate_drift(
 
 
 __all__ = [
+    "ARTIFACT",
     "FALSE_ALARM_RATE",
     "MAX_CLASSIFIER_ROWS",
     "SAMPLE_SIZE",

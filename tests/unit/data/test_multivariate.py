@@ -15,14 +15,14 @@ import pandas as pd
 import pytest
 
 from mloop.core.drift import DriftThresholds
-from mloop.data.profile import Profile, build_profile, infer_kinds
-from mloop.errors import MonitorError, ProfileError
-from mloop.monitor.drift import drift_report
-from mloop.monitor.multivariate import (
+from mloop.data.multivariate import (
     MultivariateReference,
     fit_multivariate_reference,
     multivariate_drift,
 )
+from mloop.data.profile import Profile, build_profile, infer_kinds
+from mloop.errors import MonitorError, ProfileError
+from mloop.monitor.drift import drift_report
 
 WINDOW = 200
 
