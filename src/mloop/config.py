@@ -505,6 +505,25 @@ class RetrainConfig(_Section):
 _FILE_VALUES_ONLY: ContextVar[bool] = ContextVar("mloop_config_file_values_only", default=False)
 
 
+class SparkConfig(_Section):
+    """Where ``--engine spark`` runs: an active session first, then ``remote``, then ``master``."""
+
+    master: str = Field(
+        default="local[*]",
+        description="Spark master URL (local[2], spark://host:7077, k8s://https://host:443, yarn); used when no "
+        "session is active and no remote is set.",
+    )
+    remote: str | None = Field(
+        default=None,
+        description="Spark Connect URL (sc://host:15002); env SPARK_REMOTE also works. Needs pyspark's connect extra.",
+    )
+    app_name: str = Field(default="mloop", min_length=1)
+    conf: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra Spark settings (spark.executor.memory: 4g …), applied when mloop starts the session.",
+    )
+
+
 class MloopConfig(BaseSettings):
     """One project's settings: ``mloop.yaml`` first, then ``MLOOP_SECTION__KEY`` environment overrides."""
 
@@ -520,6 +539,12 @@ class MloopConfig(BaseSettings):
     serve: ServeConfig = Field(default_factory=ServeConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     retrain: RetrainConfig = Field(default_factory=RetrainConfig)
+    engine: Literal["local", "spark"] = Field(
+        default="local",
+        description="Where batch scoring and window drift run: in this process, or on Spark (mloop[spark]); "
+        "--engine overrides it per command.",
+    )
+    spark: SparkConfig = Field(default_factory=SparkConfig)
 
     @classmethod
     def settings_customise_sources(
