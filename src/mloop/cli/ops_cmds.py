@@ -48,12 +48,33 @@ def monitor_cmd(
             ".mloop/monitor/profiles: reads only the days not profiled yet (nothing recorded).",
         ),
     ] = None,
+    window: Annotated[
+        Path | None,
+        typer.Option(
+            help="Judge a window stored as a table instead (Parquet file or folder, or CSV: a scoring job's "
+            "output, a stream's sink): drift only, nothing recorded.",
+        ),
+    ] = None,
+    engine: Annotated[
+        str | None, typer.Option(help="Where --window is profiled: local or spark (default: the engine setting).")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Drift and quality of the latest window of the prediction log; updates the server's gauges."""
     from mloop.monitor.runner import monitor, monitor_windows
     from mloop.monitor.tables import window_table
 
+    if engine is not None and engine not in ("local", "spark"):
+        raise typer.BadParameter(f"--engine must be local or spark, not {engine!r}.")
+    if window is not None:
+        if every or last is not None or days is not None:
+            raise typer.BadParameter(
+                "--window judges the whole table; it cannot be combined with --last, --all or --days."
+            )
+        _table_window(ctx, version, window, engine, as_json)
+        return
+    if engine == "spark":
+        raise typer.BadParameter("--engine spark judges a window stored as a table: pass --window PATH.")
     if days is not None:
         if every or last is not None:
             raise typer.BadParameter("--days merges whole days; it cannot be combined with --last or --all.")
@@ -72,6 +93,35 @@ def monitor_cmd(
         return
     _feature_table(result.drift)
     console.print(window_table([result], "latest window"))
+
+
+def _table_window(ctx: typer.Context, version: str | None, path: Path, engine: str | None, as_json: bool) -> None:
+    from mloop.monitor.runner import load_reference
+    from mloop.monitor.window_table import local_window_profile, table_drift
+
+    proj = project(ctx)
+    chosen = engine or proj.config.engine
+    ref = load_reference(proj, version)
+    if chosen == "spark":
+        from mloop.spark.profiles import read_window, spark_window_profile
+        from mloop.spark.session import spark_session
+
+        if not path.exists() and "://" not in str(path):
+            raise typer.BadParameter(f"{path}: no such file or folder to monitor.")
+        session = spark_session(proj.config.spark)
+        profile = spark_window_profile(ref.profile, ref.contract, read_window(session, path))
+    else:
+        profile = local_window_profile(ref.profile, ref.contract, path)
+    found = table_drift(proj, ref, profile, str(path), chosen)
+    if as_json:
+        emit_json(found.to_dict())
+        return
+    _feature_table(found.report)
+    drifted = found.report.drifted_features
+    console.print(
+        f"version {found.version}: {found.n_rows} rows of {path} ({chosen} engine): "
+        + (f"[red]drift[/] on {', '.join(drifted)}" if found.report.dataset_drift else "no drift")
+    )
 
 
 def _span(ctx: typer.Context, version: str | None, days: int, as_json: bool) -> None:
