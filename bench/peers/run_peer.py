@@ -18,6 +18,16 @@ judged on its own against the reference, with each tool's defaults:
   variance and threshold): the window alarms when its chunk alerts. NannyML calibrates on chunks of the
   reference, here the reference cut into consecutive chunks of the window size.
 
+Where ``DIR`` also holds ``quality.json`` (the task, the model's features, its classes and the metrics to
+estimate), ``quality_reference.parquet`` (the model's labelled holdout: its features, ``__y_pred__``,
+``__y_true__`` and, for a classifier, a ``__proba_<class>__`` column per class) and ``quality_windows.parquet``
+(the labelled windows the same way, without ``__y_true__``, with ``__window__``), the NannyML peer also
+estimates each window's quality without its labels and writes ``DIR/nannyml-quality.json``: per row name
+(``nannyml-dle`` for regression, ``nannyml-cbpe`` for classification) a mapping of window id to
+``{metric: estimate}``. ``DLE`` (direct loss estimation: LightGBM on the reference's errors, its default
+hyper-parameters, no tuning) and ``CBPE`` (confidence-based: its default isotonic calibration on the
+reference) are fitted on that holdout, NannyML's "reference", and estimate every window as one chunk.
+
 Progress goes to stdout as ``progress DONE TOTAL`` lines; nothing else is printed there.
 """
 
@@ -33,6 +43,9 @@ from typing import Any
 import pandas as pd
 
 WINDOW = "__window__"
+Y_PRED = "__y_pred__"
+Y_TRUE = "__y_true__"
+PROBA = "__proba_{}__"
 
 
 def _progress(done: int, total: int) -> None:
@@ -156,6 +169,60 @@ def run_nannyml(folder: Path) -> dict[str, dict[str, dict[str, Any]]]:
     return {"nannyml-univariate": uni, "nannyml-multivariate": multi}
 
 
+def run_nannyml_quality(folder: Path) -> dict[str, dict[str, dict[str, float]]]:
+    """NannyML's estimate of each labelled window's quality, fitted on the model's holdout (its "reference")."""
+    os.environ["NML_DISABLE_USAGE_LOGGING"] = "1"
+    warnings.filterwarnings("ignore")
+    import logging
+
+    logging.disable(logging.WARNING)
+    from nannyml.performance_estimation.confidence_based import CBPE
+    from nannyml.performance_estimation.direct_loss_estimation import DLE
+
+    manifest = json.loads((folder / "quality.json").read_text(encoding="utf-8"))
+    reference = pd.read_parquet(folder / "quality_reference.parquet").reset_index(drop=True)
+    windows = pd.read_parquet(folder / "quality_windows.parquet").reset_index(drop=True)
+    numeric, categorical = manifest["numeric"], manifest["categorical"]
+    reference.index = reference.index + len(windows)  # labels apart from the windows', for the chunker
+    ids = pd.concat([windows[WINDOW].astype(str), _reference_chunks(reference, int(manifest["window_size"]))])
+    windows = windows.drop(columns=[WINDOW])
+    metrics = list(manifest["metrics"])
+    estimator: Any
+    if manifest["task"] == "regression":
+        name = "nannyml-dle"
+        estimator = DLE(
+            feature_column_names=[*numeric, *categorical],
+            y_pred=Y_PRED,
+            y_true=Y_TRUE,
+            metrics=metrics,
+            chunker=_chunker(ids),
+        )
+    else:
+        name = "nannyml-cbpe"
+        classes = list(manifest["classes"])
+        two = len(classes) == 2
+        estimator = CBPE(
+            y_pred_proba=PROBA.format(classes[1]) if two else {c: PROBA.format(c) for c in classes},
+            y_pred=Y_PRED,
+            y_true=Y_TRUE,
+            problem_type="classification_binary" if two else "classification_multiclass",
+            metrics=metrics,
+            chunker=_chunker(ids),
+        )
+        if two:  # NannyML's binary CBPE wants 0/1 labels; the positive class is the last, as mloop's
+            for frame in (reference, windows):
+                frame[Y_PRED] = (frame[Y_PRED].astype(str) == classes[1]).astype(int)
+            reference[Y_TRUE] = (reference[Y_TRUE].astype(str) == classes[1]).astype(int)
+    estimator.fit(reference)
+    result = estimator.estimate(windows).filter(period="analysis").to_df()
+    keys = result[("chunk", "key")].astype(str).tolist()
+    out: dict[str, dict[str, float]] = {key: {} for key in keys}
+    for metric in metrics:
+        for key, value in zip(keys, result[(metric, "value")].tolist(), strict=True):
+            out[key][metric] = float(value)
+    return {name: out}
+
+
 def main() -> None:
     tool, folder = sys.argv[1], Path(sys.argv[2])
     runners = {"evidently": run_evidently, "nannyml": run_nannyml}
@@ -163,6 +230,9 @@ def main() -> None:
         raise SystemExit(f"unknown peer {tool!r}; one of {', '.join(runners)}")
     decisions = runners[tool](folder)
     (folder / f"{tool}.json").write_text(json.dumps(decisions), encoding="utf-8")
+    if tool == "nannyml" and (folder / "quality.json").is_file():
+        estimates = run_nannyml_quality(folder)
+        (folder / "nannyml-quality.json").write_text(json.dumps(estimates), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -47,7 +47,9 @@ def classification_estimate(probabilities: ArrayLike, predicted: ArrayLike) -> d
 
     ``probabilities`` has a column per class, in the order ``predicted`` indexes (the column of each row's
     predicted class). F1 is the positive class's (the last column) for two classes, as
-    :func:`mloop.core.metrics.classification_metrics` computes it, and the macro average otherwise.
+    :func:`mloop.core.metrics.classification_metrics` computes it, and the macro average otherwise, over the
+    classes the window is expected to have (a class that no row is predicted as weighs the chance that any row
+    truly is one, as scikit-learn leaves out a class absent from both labels and predictions).
     """
     p = _normalised(probabilities)
     chosen = np.asarray(predicted, dtype=np.int64).ravel()
@@ -57,14 +59,21 @@ def classification_estimate(probabilities: ArrayLike, predicted: ArrayLike) -> d
         return {}
     rows = np.arange(chosen.size)
     out = {"accuracy": float(np.mean(p[rows, chosen]))}
-    f1s = []
+    f1s, present = [], []
     for k in range(p.shape[1]):
         mine = chosen == k
         tp = float(p[mine, k].sum())  # expected rows truly of class k among those predicted k
         fp = float(mine.sum()) - tp
         fn = float(p[~mine, k].sum())
         f1s.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn > 0 else 0.0)
-    out["f1"] = f1s[-1] if p.shape[1] == 2 else float(np.mean(f1s))
+        # The macro average, as scikit-learn's, is over the classes a window has among its labels or predictions:
+        # a class no row is predicted as counts with the chance that any of its rows truly is one.
+        present.append(1.0 if mine.any() else 1.0 - float(np.prod(1.0 - p[:, k])))
+    if p.shape[1] == 2:
+        out["f1"] = f1s[-1]
+    else:
+        weights = np.asarray(present)
+        out["f1"] = float(np.dot(weights, f1s) / weights.sum()) if weights.sum() > 0 else 0.0
     if p.shape[1] == 2:
         auc = _expected_auc(p[:, 1])
         if auc is not None:

@@ -3,9 +3,12 @@
 Regression: two gradient-boosted trees predict each row's absolute and squared error from the row's
 features and the model's prediction (NannyML's direct loss estimation). Classification: an isotonic
 calibrator per class maps the model's probabilities to calibrated ones (the input of NannyML's
-confidence-based estimation). :mod:`mloop.core.estimated` turns their outputs into a window's estimated
-metrics. Training stores the estimator as the run artifact :data:`ESTIMATOR_ARTIFACT`; ``mloop monitor``
-reads it, so a window has an estimated quality as soon as it has rows, long before its labels arrive.
+confidence-based estimation). Both learn from the holdout's errors and, where the caller gives them,
+from out-of-fold errors on the training rows too (:func:`out_of_fold_predictions`): a holdout of a few
+hundred rows is a small sample of errors, and its few largest ones decide a root mean squared error.
+:mod:`mloop.core.estimated` turns their outputs into a window's estimated metrics. Training stores the
+estimator as the run artifact :data:`ESTIMATOR_ARTIFACT`; ``mloop monitor`` reads it, so a window has an
+estimated quality as soon as it has rows, long before its labels arrive.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from typing import Any
 import joblib
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.isotonic import IsotonicRegression
+from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OrdinalEncoder
 
@@ -106,6 +111,30 @@ def _error_model(numeric: list[str], categorical: list[str], seed: int) -> Pipel
     return Pipeline([("encode", encode), ("trees", trees)])
 
 
+def out_of_fold_predictions(
+    model: Any, X: pd.DataFrame, y: pd.Series, task: str, *, folds: int = 5, seed: int = 0
+) -> Predictions:
+    """Predictions on the training rows ``X`` from ``folds`` copies of ``model`` (unfitted clones with its
+    parameters), each fitted on the other folds: errors like the holdout's, for :func:`fit_quality_estimator`'s
+    ``out_of_fold``. Costs ``folds`` fits."""
+    splitter: KFold | StratifiedKFold
+    if task == "classification" and pd.Series(y).value_counts().min() >= folds:
+        splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    else:
+        splitter = KFold(folds, shuffle=True, random_state=seed)
+    regression = task == "regression"
+    values = np.empty(len(X), dtype=float if regression else object)
+    classes = None if regression else sorted({str(v) for v in np.asarray(y)})
+    proba = None if classes is None else np.zeros((len(X), len(classes)))
+    for train, test in splitter.split(X, y):
+        part = predict(clone(model).fit(X.iloc[train], y.iloc[train]), X.iloc[test], task)
+        values[test] = part.values
+        if proba is not None and classes is not None and part.proba is not None and part.classes is not None:
+            for k, label in enumerate(part.classes):  # a fold without a rare class leaves its column at 0
+                proba[test, classes.index(label)] = part.proba[:, k]
+    return Predictions(values if regression else values.astype(str), proba, classes)
+
+
 def fit_quality_estimator(
     model: Any,
     X: pd.DataFrame,
@@ -116,15 +145,20 @@ def fit_quality_estimator(
     categorical: list[str],
     seed: int = 0,
     predictions: Predictions | None = None,
+    out_of_fold: tuple[pd.DataFrame, pd.Series, Predictions] | None = None,
 ) -> QualityEstimator | None:
     """Fit the estimator of ``model`` on its labelled holdout ``X``, ``y``; ``None`` under :data:`MIN_ROWS` rows.
 
     ``predictions``: the model's on ``X`` when the caller has them (training does), else they are made here.
+    ``out_of_fold``: labelled training rows and predictions on them by models that did not see them
+    (:func:`out_of_fold_predictions`); their errors join the holdout's.
     """
     if len(X) < MIN_ROWS:
         return None
     estimator = QualityEstimator(task=task, numeric=list(numeric), categorical=list(categorical))
     scored = predictions if predictions is not None else predict(model, X, task)
+    if out_of_fold is not None:
+        X, y, scored = _joined(X, y, scored, *out_of_fold)
     if task == "regression":
         predicted = np.asarray(scored.values, dtype=float)
         error = np.asarray(y, dtype=float) - predicted
@@ -145,4 +179,18 @@ def fit_quality_estimator(
     return estimator
 
 
-__all__ = ["ESTIMATOR_ARTIFACT", "MIN_ROWS", "QualityEstimator", "fit_quality_estimator"]
+def _joined(
+    X: pd.DataFrame, y: pd.Series, scored: Predictions, X2: pd.DataFrame, y2: pd.Series, scored2: Predictions
+) -> tuple[pd.DataFrame, pd.Series, Predictions]:
+    """The holdout and the out-of-fold rows as one sample of errors (the holdout's class order kept)."""
+    joined_X = pd.concat([X, X2[list(X.columns)]], ignore_index=True)
+    joined_y = pd.concat([pd.Series(np.asarray(y)), pd.Series(np.asarray(y2))], ignore_index=True)
+    values = np.concatenate([np.asarray(scored.values), np.asarray(scored2.values)])
+    if scored.proba is None or scored.classes is None or scored2.proba is None or scored2.classes is None:
+        return joined_X, joined_y, Predictions(values)
+    order = [list(scored2.classes).index(c) for c in scored.classes]
+    proba = np.vstack([np.asarray(scored.proba), np.asarray(scored2.proba)[:, order]])
+    return joined_X, joined_y, Predictions(values, proba, list(scored.classes))
+
+
+__all__ = ["ESTIMATOR_ARTIFACT", "MIN_ROWS", "QualityEstimator", "fit_quality_estimator", "out_of_fold_predictions"]

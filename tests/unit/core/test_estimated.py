@@ -65,3 +65,17 @@ def test_probabilities_that_do_not_sum_to_one_are_normalised_and_bad_shapes_refu
     with pytest.raises(ValueError, match="2 predicted classes for 1 rows"):
         classification_estimate([[0.2, 0.8]], [1, 0])
     assert classification_estimate(np.empty((0, 2)), []) == {}
+
+
+def test_a_class_absent_from_a_window_does_not_drag_the_macro_f1_down() -> None:
+    # Three classes, the window's rows all confidently of the first two: scikit-learn's macro F1 leaves out the
+    # third, which is in neither the labels nor the predictions, and so does the estimate.
+    p = np.array([[0.9998, 0.0001, 0.0001], [0.0001, 0.9998, 0.0001]] * 50)
+    y = np.array([0, 1] * 50)
+    estimate = classification_estimate(p, p.argmax(axis=1))
+    assert f1_score(y, p.argmax(axis=1), average="macro") == 1.0
+    assert estimate["f1"] == pytest.approx(1.0, abs=0.01)  # the third class: a 1% chance that one of its rows is here
+    assert classification_estimate(p[:, [0, 1]], p.argmax(axis=1))["f1"] == pytest.approx(1.0, abs=0.001)
+    # A class no row is predicted as but some rows likely are still counts (its F1 is 0: its rows are missed).
+    q = np.array([[0.5, 0.1, 0.4]] * 20)
+    assert classification_estimate(q, np.zeros(20, dtype=int))["f1"] < 0.5

@@ -12,7 +12,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from mloop.core.metrics import classification_metrics, regression_metrics
-from mloop.registry.estimator import MIN_ROWS, QualityEstimator, fit_quality_estimator
+from mloop.registry.estimator import MIN_ROWS, QualityEstimator, fit_quality_estimator, out_of_fold_predictions
 
 
 def _houses(n: int, seed: int) -> tuple[pd.DataFrame, pd.Series]:
@@ -108,3 +108,52 @@ def test_a_classifier_is_estimated_from_calibrated_probabilities() -> None:
         assert estimated[metric] == pytest.approx(realised[metric], abs=0.06), metric
     with pytest.raises(ValueError, match="not among the model's"):
         estimator.estimate(live.iloc[:2], ["benign", "maybe"], model.predict_proba(live.iloc[:2]))
+
+
+def test_out_of_fold_errors_on_the_training_rows_join_the_holdouts() -> None:
+    X, y = _houses(1500, 10)
+    encode = ColumnTransformer([("n", make_pipeline(StandardScaler()), ["size"]), ("c", OneHotEncoder(), ["zone"])])
+    model = make_pipeline(encode, LinearRegression()).fit(X, y)
+    oof = out_of_fold_predictions(model, X, y, "regression", folds=3)
+    assert oof.values.shape == (len(X),) and oof.proba is None
+    # Out of fold, a row's error is as large as on unseen rows: not the smaller in-sample one.
+    assert regression_metrics(y, oof.values)["rmse"] >= regression_metrics(y, model.predict(X))["rmse"]
+    holdout_X, holdout_y = _houses(100, 11)  # a small holdout: the training rows' errors carry the estimate
+    estimator = fit_quality_estimator(
+        model,
+        holdout_X,
+        holdout_y,
+        task="regression",
+        numeric=["size"],
+        categorical=["zone"],
+        out_of_fold=(X, y, oof),
+    )
+    assert estimator is not None
+    window_X, window_y, predicted = _window(model, 12)
+    realised = regression_metrics(window_y, predicted)["rmse"]
+    assert estimator.estimate(window_X, predicted)["rmse"] == pytest.approx(realised, rel=0.1)
+
+
+def test_a_classifiers_out_of_fold_probabilities_keep_the_holdouts_class_order() -> None:
+    data = load_breast_cancer(as_frame=True)
+    columns = list(data.data.columns[:4])
+    X, y = data.data[columns], data.target.map({0: "malignant", 1: "benign"})
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=0.01)).fit(X.iloc[:300], y.iloc[:300])
+    oof = out_of_fold_predictions(model, X.iloc[:300], y.iloc[:300], "classification", folds=3)
+    assert oof.classes == ["benign", "malignant"] and oof.proba is not None
+    assert np.allclose(oof.proba.sum(axis=1), 1.0)
+    estimator = fit_quality_estimator(
+        model,
+        X.iloc[300:450],
+        y.iloc[300:450],
+        task="classification",
+        numeric=columns,
+        categorical=[],
+        out_of_fold=(X.iloc[:300], y.iloc[:300], oof),
+    )
+    assert estimator is not None and estimator.classes == ["benign", "malignant"]
+    live = X.iloc[450:]
+    predicted = model.predict(live)
+    estimated = estimator.estimate(live, predicted, model.predict_proba(live))
+    realised = classification_metrics(y.iloc[450:], predicted)
+    assert estimated["accuracy"] == pytest.approx(realised["accuracy"], abs=0.06)
