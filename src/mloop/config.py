@@ -433,6 +433,14 @@ class MonitorConfig(_Section):
     multivariate: MultivariateConfig = Field(
         default_factory=MultivariateConfig, description="Drift of the features taken together, beside per feature."
     )
+    estimator_folds: int = Field(
+        default=0,
+        ge=0,
+        le=20,
+        description="The quality estimator (quality before labels) learns from the holdout's errors; with k >= 2 "
+        "also from the training rows' k-fold out-of-fold errors (k more fits per training run). A small or "
+        "unusual holdout is what biases the estimate; the out-of-fold errors see every training row.",
+    )
     predictions_url: str | None = Field(
         default=None,
         repr=False,  # may carry a password: kept out of reprs and tracebacks

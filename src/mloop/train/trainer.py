@@ -18,7 +18,7 @@ from threadpoolctl import threadpool_limits
 
 from mloop import failpoints
 from mloop.config import MloopConfig
-from mloop.core.metrics import classification_metrics, regression_metrics, task_metrics
+from mloop.core.metrics import Predictions, classification_metrics, regression_metrics, task_metrics
 from mloop.data.contract import Contract
 from mloop.data.multivariate import ARTIFACT as MULTIVARIATE_ARTIFACT
 from mloop.data.multivariate import MultivariateReference, fit_multivariate_reference
@@ -26,7 +26,7 @@ from mloop.data.profile import build_profile, prediction_profile
 from mloop.data.snapshot import Snapshot
 from mloop.errors import ProfileError, TrainError
 from mloop.project import Project
-from mloop.registry.estimator import ESTIMATOR_ARTIFACT, fit_quality_estimator
+from mloop.registry.estimator import ESTIMATOR_ARTIFACT, fit_quality_estimator, out_of_fold_predictions
 from mloop.registry.scoring import predict, score_model
 from mloop.tracking.runs import CONTRACT_ARTIFACT, PROFILE_ARTIFACT, Late, log_training_run
 from mloop.tracking.store import connect, experiment_id
@@ -235,6 +235,18 @@ def _timed_sample(model: Pipeline, X_train: pd.DataFrame) -> tuple[np.ndarray, f
     return predictions, (time.perf_counter() - started) * 1000
 
 
+def _out_of_fold(
+    model: Pipeline, X_train: pd.DataFrame, y_train: pd.Series, config: MloopConfig
+) -> tuple[pd.DataFrame, pd.Series, Predictions] | None:
+    """The training rows with out-of-fold predictions for the quality estimator (monitor.estimator_folds)."""
+    folds = config.monitor.estimator_folds
+    if folds < 2 or len(X_train) < 2 * folds:
+        return None
+    with threadpool_limits(config.train.threads or None):
+        scored = out_of_fold_predictions(model, X_train, y_train, config.task, folds=folds, seed=config.train.seed)
+    return X_train, y_train, scored
+
+
 def _multivariate(X_train: pd.DataFrame, contract: Contract, config: MloopConfig) -> MultivariateReference | None:
     """The reference monitoring judges the features taken together against (monitor.multivariate), or None.
 
@@ -325,6 +337,7 @@ def _train(
             categorical=contract.categorical_features,
             seed=config.train.seed,
             predictions=parts["predictions"],
+            out_of_fold=_out_of_fold(model, X_train, parts["y_train"], config),
         )
 
         together = _multivariate(X_train, contract, config)  # in this thread too, for the same reason

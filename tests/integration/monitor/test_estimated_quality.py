@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer
-from tests.helpers.projects import init_project_on
+from tests.helpers.projects import configure, early_sales, init_project_on, train_champion, write_project
 from tests.integration.monitor.conftest import Monitored
 
 from mloop.core.metrics import classification_metrics
+from mloop.data.contract import coerce_frame
 from mloop.data.predictions import PredictionRow, utc_now
 from mloop.monitor.runner import load_reference, monitor
 from mloop.pipeline import stages
@@ -81,3 +83,25 @@ def test_a_version_without_an_estimator_is_monitored_without_an_estimate(monitor
         assert result.quality  # live quality as before
     finally:
         artifact.write_bytes(saved)
+
+
+def test_out_of_fold_training_errors_correct_an_unusual_holdout(tmp_path: Path, ames: pd.DataFrame) -> None:
+    """monitor.estimator_folds: the first 800 sales hold out a few houses with huge errors, so an estimator
+    of the holdout alone expects later windows to be 75-84% worse than they are; the training rows' 5-fold
+    out-of-fold errors bring it within 20% (measured: 13%, 19%, 7%), at five more fits per training."""
+    later = ames[ames["Year_Sold"] >= 2008]
+    gaps: dict[int, list[float]] = {}
+    for folds in (0, 5):
+        project = write_project(tmp_path / f"folds-{folds}", early_sales(ames, 800), f"oof-{folds}")
+        reference = load_reference(train_champion(configure(project, monitor={"estimator_folds": folds})))
+        assert reference.estimator is not None
+        model = load_model(project, reference.version.version)
+        for start in (0, 400, 800):
+            window = later.iloc[start : start + 400]
+            predicted = model.predict(window[list(reference.contract.features)])
+            X = coerce_frame(window, reference.contract, list(reference.profile.columns))
+            estimated = reference.estimator.estimate(X, predicted)["rmse"]
+            realised = float(np.sqrt(np.mean((window["Sale_Price"].to_numpy() - predicted) ** 2)))
+            gaps.setdefault(folds, []).append(abs(estimated - realised) / realised)
+    assert all(gap > 0.5 for gap in gaps[0]), gaps
+    assert all(gap < 0.25 for gap in gaps[5]), gaps
