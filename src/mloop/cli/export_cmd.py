@@ -22,6 +22,23 @@ export_app = command_group("export", "Run the pipeline on an orchestrator: an Ai
 ScheduleOption = Annotated[
     str | None, typer.Option(help="Training DAG: cron ('0 3 * * 0'), preset ('@daily') or 'none' (trigger by hand).")
 ]
+BatchInputOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Also a batch pipeline (score → drift) scoring this table: Parquet or CSV, with Spark also a folder "
+        "or a URI; relative to the project folder. Needs --batch-output."
+    ),
+]
+BatchOutputOption = Annotated[
+    str | None,
+    typer.Option(
+        help="The batch pipeline's scores (Spark: a folder of Parquet; local: a .parquet or .csv file), "
+        "relative to the project folder; its drift step judges this table."
+    ),
+]
+BatchEngineOption = Annotated[
+    str | None, typer.Option(help="Where the batch pipeline scores and profiles: spark (default) or local.")
+]
 
 
 def _mloop_executable() -> str:
@@ -33,6 +50,12 @@ def _mloop_executable() -> str:
     if found is None:
         raise ExportError("cannot find the mloop executable; pass its absolute path with --mloop.")
     return str(Path(found).absolute())
+
+
+def _batch_engine(batch_input: str | None, batch_output: str | None, engine: str | None) -> str:
+    if engine is not None and batch_input is None and batch_output is None:
+        raise ExportError("--batch-engine only applies with --batch-input and --batch-output (the batch pipeline).")
+    return engine or "spark"
 
 
 def _only_for(mode: str, given: Mapping[str, object]) -> None:
@@ -81,11 +104,19 @@ def export_airflow(
         list[str] | None, typer.Option(help="kubernetes: a Secret whose keys become environment variables (repeat).")
     ] = None,
     service_account: Annotated[str | None, typer.Option(help="kubernetes: service account of the pods.")] = None,
+    batch_input: BatchInputOption = None,
+    batch_output: BatchOutputOption = None,
+    batch_engine: BatchEngineOption = None,
+    batch_schedule: Annotated[
+        str | None, typer.Option(help="Batch DAG (<dag-id>_batch): cron, preset or 'none' (default: trigger by hand).")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Write an Airflow DAG file: the training DAG (ingest → validate → train → register → promote) and a
-    monitoring DAG (monitor → retrain --if-needed). The file imports only Airflow."""
+    monitoring DAG (monitor → retrain --if-needed); with --batch-input and --batch-output a batch DAG too
+    (score → drift). The file imports only Airflow."""
     proj = project(ctx)
+    engine = _batch_engine(batch_input, batch_output, batch_engine)
     k8s = {
         "--image": image,
         "--namespace": namespace,
@@ -107,6 +138,10 @@ def export_airflow(
             mloop=mloop or _mloop_executable(),
             project_dir=str((project_dir or proj.root).absolute()),
             config=Path(ctx.obj["config"]).name,
+            batch_input=batch_input,
+            batch_output=batch_output,
+            batch_engine=engine,
+            batch_schedule=batch_schedule,
         )
     else:
         _only_for("local", {"--mloop": mloop, "--project-dir": project_dir})
@@ -125,15 +160,20 @@ def export_airflow(
             config_key=config_key or defaults.config_key,
             secrets=tuple(secret or ()),
             service_account=service_account,
+            batch_input=batch_input,
+            batch_output=batch_output,
+            batch_engine=engine,
+            batch_schedule=batch_schedule,
         )
     text = render(spec)
     path = output or Path(f"{spec.dag_id.replace('-', '_').replace('.', '_')}.py")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
+    dags = [spec.dag_id, f"{spec.dag_id}_monitor"] + ([f"{spec.dag_id}_batch"] if spec.batch_paths else [])
     if as_json:
-        emit_json({"path": str(path), "dags": [spec.dag_id, f"{spec.dag_id}_monitor"], "mode": mode})
+        emit_json({"path": str(path), "dags": dags, "mode": mode})
         return
-    console.print(f"wrote {path}: DAGs {spec.dag_id} and {spec.dag_id}_monitor ({mode} mode)")
+    console.print(f"wrote {path}: DAGs {', '.join(dags[:-1])} and {dags[-1]} ({mode} mode)")
     console.print("next: copy it into Airflow's dags folder; try it with `airflow dags test " + spec.dag_id + "`")
 
 
@@ -142,11 +182,18 @@ def export_kubeflow(
     ctx: typer.Context,
     output: Annotated[
         Path | None,
-        typer.Option("-o", "--output", help="Pipeline YAML (default: pipeline.yaml, monitor-pipeline.yaml)."),
+        typer.Option(
+            "-o",
+            "--output",
+            help="Pipeline YAML (default: pipeline.yaml, monitor-pipeline.yaml, batch-pipeline.yaml).",
+        ),
     ] = None,
     pipeline: Annotated[
-        Literal["train", "monitor"],
-        typer.Option(help="train: ingest → validate → train → register → promote; monitor: monitor → retrain."),
+        Literal["train", "monitor", "batch"],
+        typer.Option(
+            help="train: ingest → validate → train → register → promote; monitor: monitor → retrain; "
+            "batch: score → drift (needs --batch-input and --batch-output)."
+        ),
     ] = "train",
     image: Annotated[
         str | None, typer.Option(help=f"The mloop image the steps run in (default: {options.DEFAULT_IMAGE}).")
@@ -169,10 +216,14 @@ def export_kubeflow(
             help="Each step pip-installs kfp's executor at start, or the image has kfp (mloop's kubeflow extra).",
         ),
     ] = True,
+    batch_input: BatchInputOption = None,
+    batch_output: BatchOutputOption = None,
+    batch_engine: BatchEngineOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Compile a Kubeflow pipeline (kfp v2 YAML) with one component per stage, run in the mloop image."""
     proj = project(ctx)
+    engine = _batch_engine(batch_input, batch_output, batch_engine)
     spec = KubeflowSpec(
         project=proj.name,
         pipeline=pipeline,
@@ -184,8 +235,12 @@ def export_kubeflow(
         config_key=config_key,
         retries=retries,
         install_kfp=install_kfp,
+        batch_input=batch_input,
+        batch_output=batch_output,
+        batch_engine=engine,
     )
-    path = compile_pipeline(spec, output or Path("pipeline.yaml" if pipeline == "train" else "monitor-pipeline.yaml"))
+    default = {"train": "pipeline.yaml", "monitor": "monitor-pipeline.yaml", "batch": "batch-pipeline.yaml"}[pipeline]
+    path = compile_pipeline(spec, output or Path(default))
     if as_json:
         emit_json({"path": str(path), "pipeline": spec.name})
         return

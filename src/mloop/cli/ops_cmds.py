@@ -49,7 +49,7 @@ def monitor_cmd(
         ),
     ] = None,
     window: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             help="Judge a window stored as a table instead (Parquet file or folder, or CSV: a scoring job's "
             "output, a stream's sink): drift only, nothing recorded.",
@@ -95,7 +95,7 @@ def monitor_cmd(
     console.print(window_table([result], "latest window"))
 
 
-def _table_window(ctx: typer.Context, version: str | None, path: Path, engine: str | None, as_json: bool) -> None:
+def _table_window(ctx: typer.Context, version: str | None, path: str, engine: str | None, as_json: bool) -> None:
     from mloop.monitor.runner import load_reference
     from mloop.monitor.window_table import local_window_profile, table_drift
 
@@ -106,13 +106,13 @@ def _table_window(ctx: typer.Context, version: str | None, path: Path, engine: s
         from mloop.spark.profiles import read_window, spark_window_profile
         from mloop.spark.session import spark_session
 
-        if not path.exists() and "://" not in str(path):
+        if "://" not in path and not Path(path).exists():  # a URI (s3a://, abfss://, dbfs:/) is Spark's to read
             raise typer.BadParameter(f"{path}: no such file or folder to monitor.")
         session = spark_session(proj.config.spark)
         profile = spark_window_profile(ref.profile, ref.contract, read_window(session, path))
     else:
-        profile = local_window_profile(ref.profile, ref.contract, path)
-    found = table_drift(proj, ref, profile, str(path), chosen)
+        profile = local_window_profile(ref.profile, ref.contract, Path(path))
+    found = table_drift(proj, ref, profile, path, chosen)
     if as_json:
         emit_json(found.to_dict())
         return

@@ -14,10 +14,11 @@ from typing import Literal
 
 from mloop.errors import ExportError
 from mloop.export import options
-from mloop.export.stages import MONITORING, TRAINING, Stage
+from mloop.export.stages import MONITORING, TRAINING, Stage, batch
 
 Mode = Literal["local", "kubernetes"]
 MODES: tuple[Mode, ...] = ("local", "kubernetes")
+POD_PROJECT_DIR = "/project"  # kubernetes mode: where the project's claim is mounted in every pod
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,19 @@ class AirflowSpec:
     config_key: str = "mloop.yaml"
     secrets: tuple[str, ...] = field(default_factory=tuple)
     service_account: str | None = None
+    # the batch DAG (<dag_id>_batch: score -> drift), written only when both paths are given
+    batch_input: str | None = None
+    batch_output: str | None = None
+    batch_engine: str = "spark"
+    batch_schedule: str | None = None
+
+    @property
+    def batch_paths(self) -> tuple[str, str] | None:
+        """The batch DAG's input and output as its tasks see them (kubernetes: relative ones under /project)."""
+        paths = options.batch_paths(self.batch_input, self.batch_output, self.batch_engine)
+        if paths is None or self.mode == "local":
+            return paths  # a local task runs in the project folder
+        return options.in_folder(paths[0], POD_PROJECT_DIR), options.in_folder(paths[1], POD_PROJECT_DIR)
 
     def check(self) -> AirflowSpec:
         if self.mode not in MODES:
@@ -51,6 +65,11 @@ class AirflowSpec:
         options.schedule(self.schedule)
         options.schedule(self.monitor_schedule, "--monitor-schedule")
         options.retries(self.retries)
+        if self.batch_paths is not None:
+            options.dag_id(self.dag_id + "_batch")
+            options.schedule(self.batch_schedule, "--batch-schedule")
+        elif self.batch_schedule is not None:
+            raise ExportError("--batch-schedule only applies with --batch-input and --batch-output (the batch DAG).")
         if self.mode == "local":
             options.absolute_path(self.mloop, "--mloop")
             options.absolute_path(self.project_dir, "--project-dir")
@@ -73,7 +92,7 @@ _HEADER = '''\
 """mloop's pipelines for one project as Airflow DAGs (mode: @@MODE@@).
 
 * the training DAG: ingest -> validate -> train -> register -> promote (what `mloop run` does);
-* the monitoring DAG: monitor -> retrain --if-needed (a task with no traffic to look at is skipped).
+* the monitoring DAG: monitor -> retrain --if-needed (a task with no traffic to look at is skipped).@@BATCH_DOC@@
 
 Written by `mloop export airflow` (mloop @@VERSION@@); export again rather than editing, or change the
 values below. This file imports only Airflow and what its providers bring: mloop runs as a command.
@@ -120,12 +139,12 @@ ENV = {
 }
 
 
-def stage_task(task_id, args, doc, skip_exit_codes):
+def stage_task(task_id, args, doc, skip_exit_codes, env=ENV):
     command = 'cd "$PIPELINE_PROJECT_DIR" && exec "$PIPELINE_MLOOP" -c "$PIPELINE_CONFIG" ' + " ".join(args)
     return BashOperator(
         task_id=task_id,
         bash_command=command,
-        env=ENV,
+        env=env,
         append_env=True,
         skip_on_exit_code=list(skip_exit_codes) or None,
         do_xcom_push=False,
@@ -207,7 +226,7 @@ def stage_task(task_id, args, doc, skip_exit_codes):
 
 _DAGS = '''
 
-def pipeline(dag_id, schedule, stages, description):
+def pipeline(dag_id, schedule, stages, description, params=PARAMS, **task_options):
     """One DAG whose tasks run the stages in order; one run at a time, since they share the project."""
     with DAG(
         dag_id=dag_id,
@@ -216,13 +235,13 @@ def pipeline(dag_id, schedule, stages, description):
         start_date=datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc),
         catchup=False,
         max_active_runs=1,
-        params=PARAMS,
+        params=params,
         default_args={"retries": RETRIES, "retry_delay": datetime.timedelta(minutes=5)},
         tags=["mloop", PROJECT],
     ) as dag:
         previous = None
         for stage in stages:
-            task = stage_task(*stage)
+            task = stage_task(*stage, **task_options)
             if previous is not None:
                 previous >> task
             previous = task
@@ -236,6 +255,86 @@ monitor_dag = pipeline(
     MONITOR_DAG_ID, MONITOR_SCHEDULE, MONITORING, "mloop " + PROJECT + ": monitor, retrain if needed"
 )
 '''
+
+
+_BATCH_PARAMS = """
+BATCH_DAG_ID = @@BATCH_DAG_ID@@
+BATCH_SCHEDULE = @@BATCH_SCHEDULE@@
+BATCH_ENGINE = @@BATCH_ENGINE@@
+# Defaults of the batch DAG's params (a run can override them in its conf); a relative path is in the project folder.
+BATCH_INPUT = @@BATCH_INPUT@@  # the table to score: a Parquet or CSV file (with Spark also a folder, or a URI)
+BATCH_OUTPUT = @@BATCH_OUTPUT@@  # where the scores go (Spark: a folder of Parquet; its bad rows beside it, _rejects)
+BATCH = @@BATCH@@
+
+BATCH_PARAMS = {
+    **PARAMS,
+    "batch_input": Param(BATCH_INPUT, type="string", description="The table to score."),
+    "batch_output": Param(BATCH_OUTPUT, type="string", description="Where the scores go; the drift task reads it."),
+}
+"""
+
+_BATCH_LOCAL = (
+    _BATCH_PARAMS
+    + """BATCH_ENV = {
+    **ENV,
+    "PIPELINE_BATCH_INPUT": "{{ params.batch_input }}",
+    "PIPELINE_BATCH_OUTPUT": "{{ params.batch_output }}",
+}
+batch_dag = pipeline(
+    BATCH_DAG_ID,
+    BATCH_SCHEDULE,
+    BATCH,
+    "mloop " + PROJECT + ": score a table (" + BATCH_ENGINE + "), drift of the scores",
+    params=BATCH_PARAMS,
+    env=BATCH_ENV,
+)
+"""
+)
+
+_BATCH_KUBERNETES = (
+    _BATCH_PARAMS
+    + """batch_dag = pipeline(
+    BATCH_DAG_ID,
+    BATCH_SCHEDULE,
+    BATCH,
+    "mloop " + PROJECT + ": score a table (" + BATCH_ENGINE + "), drift of the scores",
+    params=BATCH_PARAMS,
+)
+"""
+)
+
+# What each mode's batch tasks put in the command for the two paths: environment variables (local: the shell
+# never parses a value) or the params themselves (kubernetes: pod arguments are rendered, never parsed).
+_BATCH_REFERENCES = {
+    "local": ('"$PIPELINE_BATCH_INPUT"', '"$PIPELINE_BATCH_OUTPUT"'),
+    "kubernetes": ("{{ params.batch_input }}", "{{ params.batch_output }}"),
+}
+
+
+def _batch_doc(mode: Mode, engine: str) -> str:
+    """The docstring's words on the batch DAG; fixed by mloop (no value a user passes goes into them)."""
+    doc = (
+        "\n* the batch DAG: score -> drift: `mloop score INPUT -o OUTPUT --engine " + engine + "`, then"
+        "\n  `mloop monitor --window OUTPUT --engine " + engine + "` judges the scored table against the champion's"
+        "\n  training reference. A drifted table is in the drift task's log, not a failure (exit code 0); a"
+        "\n  task fails only when scoring or profiling does."
+    )
+    if engine != "spark":
+        return doc
+    if mode == "local":
+        return doc + (
+            "\n  Spark: the task's mloop is the driver; its session is spark.remote (or SPARK_REMOTE), else a new"
+            "\n  one on spark.master, from mloop.yaml or MLOOP_SPARK__MASTER in the worker's environment"
+            "\n  (default local[*]: Spark inside the Airflow worker); needs mloop[spark] and Java there."
+        )
+    return doc + (
+        "\n  Spark: each pod's mloop is the driver; its session is spark.remote (or SPARK_REMOTE), else a new one"
+        "\n  on spark.master, from the ConfigMap's mloop.yaml or MLOOP_SPARK__MASTER from a Secret (default"
+        "\n  local[*]: Spark inside the pod, sized by its resources). k8s://https://kubernetes.default.svc starts"
+        "\n  executors as pods: set spark.conf (spark.kubernetes.container.image, spark.kubernetes.namespace,"
+        "\n  spark.driver.host) and give the pods a service account that may create pods. The image needs"
+        "\n  mloop[spark] and Java."
+    )
 
 
 _PLACEHOLDER = re.compile(r"@@([A-Z_]+)@@")
@@ -273,7 +372,22 @@ def render(spec: AirflowSpec) -> str:
     literals = {key: repr(value) for key, value in values.items()}
     literals |= {"TRAINING": _stage_literal(TRAINING), "MONITORING": _stage_literal(MONITORING)}
     literals |= {"MODE": spec.mode, "VERSION": options.mloop_version()}  # words in the docstring, both fixed by mloop
+    template = _HEADER + body + _DAGS
+    paths = spec.batch_paths
+    if paths is None:
+        literals["BATCH_DOC"] = ""
+    else:
+        template += _BATCH_LOCAL if spec.mode == "local" else _BATCH_KUBERNETES
+        literals |= {
+            "BATCH_DAG_ID": repr(spec.dag_id + "_batch"),
+            "BATCH_SCHEDULE": repr(options.schedule(spec.batch_schedule, "--batch-schedule")),
+            "BATCH_ENGINE": repr(spec.batch_engine),
+            "BATCH_INPUT": repr(paths[0]),
+            "BATCH_OUTPUT": repr(paths[1]),
+            "BATCH": _stage_literal(batch(*_BATCH_REFERENCES[spec.mode], spec.batch_engine)),
+            "BATCH_DOC": _batch_doc(spec.mode, spec.batch_engine),
+        }
     # One pass: a value that happens to contain "@@NAME@@" is never substituted again.
-    text = _PLACEHOLDER.sub(lambda m: literals[m.group(1)], _HEADER + body + _DAGS)
+    text = _PLACEHOLDER.sub(lambda m: literals[m.group(1)], template)
     compile(text, "<mloop airflow dag>", "exec")
     return text

@@ -100,10 +100,33 @@ def retrain(mloop: str, project_dir: str, config: str, window: str) -> str:
     return done.stdout
 
 
+def score(mloop: str, project_dir: str, config: str, config_from: str, source: str, output: str, engine: str) -> str:
+    """Score every row of the table at ``source`` into ``output`` (Spark: bad rows beside it); returns ``output``."""
+    import os
+    import shutil
+    import subprocess
+
+    if config_from:
+        shutil.copyfile(config_from, os.path.join(project_dir, config))
+    command = [mloop, "-c", config, "score", source, "-o", output, "--engine", engine, "--json"]
+    print(subprocess.run(command, cwd=project_dir, check=True, stdout=subprocess.PIPE, text=True).stdout)  # noqa: S603, T201
+    return output
+
+
+def drift(mloop: str, project_dir: str, config: str, window: str, engine: str) -> str:
+    """Drift of the scored table against the champion's reference (JSON); a drifted table exits 0, no failure."""
+    import subprocess
+
+    command = [mloop, "-c", config, "monitor", "--window", window, "--engine", engine, "--json"]
+    out = subprocess.run(command, cwd=project_dir, check=True, stdout=subprocess.PIPE, text=True).stdout  # noqa: S603
+    print(out)  # noqa: T201
+    return out
+
+
 def components(dsl: Any, image: str, install_kfp: bool = True) -> dict[str, Any]:
     """Each stage function as a kfp component running in ``image``; ``install_kfp``: pip-install kfp's
     executor when the step starts (off for an image built with ``mloop[kubeflow]``)."""
-    functions = (ingest, validate, train, register, promote, monitor, retrain)
+    functions = (ingest, validate, train, register, promote, monitor, retrain, score, drift)
     return {f.__name__: dsl.component(f, base_image=image, install_kfp_package=install_kfp) for f in functions}
 
 
@@ -141,4 +164,27 @@ def monitor_pipeline(dsl: Any, comps: dict[str, Any], name: str, defaults: dict[
         tune(comps["retrain"](window=window.output, **common), "retrain")
 
     pipeline.__doc__ = "mloop: monitor the latest window of traffic, retrain if the policy calls for it."
+    return dsl.pipeline(pipeline, name=name)
+
+
+def batch_pipeline(dsl: Any, comps: dict[str, Any], name: str, defaults: dict[str, str], tune: Any) -> Any:
+    """score → drift: the scored table is the window the drift step judges."""
+
+    def pipeline(
+        project_dir: str = defaults["project_dir"],
+        config: str = defaults["config"],
+        mloop: str = defaults["mloop"],
+        config_from: str = defaults["config_from"],
+        batch_input: str = defaults["batch_input"],
+        batch_output: str = defaults["batch_output"],
+        engine: str = defaults["engine"],
+    ) -> None:
+        common = {"mloop": mloop, "project_dir": project_dir, "config": config}
+        scored = comps["score"](
+            config_from=config_from, source=batch_input, output=batch_output, engine=engine, **common
+        )
+        tune(scored, "score")
+        tune(comps["drift"](window=scored.output, engine=engine, **common), "drift")
+
+    pipeline.__doc__ = "mloop: score a stored table with the champion, then the drift of the scored table."
     return dsl.pipeline(pipeline, name=name)

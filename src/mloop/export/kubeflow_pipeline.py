@@ -16,9 +16,9 @@ from typing import Any, Literal
 
 from mloop.errors import ExportError
 from mloop.export import kfp_components, options
-from mloop.export.stages import PIPELINES
 
-Pipeline = Literal["train", "monitor"]
+Pipeline = Literal["train", "monitor", "batch"]
+PIPELINE_NAMES: tuple[Pipeline, ...] = ("train", "monitor", "batch")  # stages.PIPELINES, and batch (its paths vary)
 CONFIG_MOUNT = "/etc/mloop"  # where --configmap is mounted in each step's container
 INSTALL_HINT = "pip install 'mloop[kubeflow]'"
 
@@ -36,6 +36,10 @@ class KubeflowSpec:
     config_key: str = "mloop.yaml"
     retries: int = 0
     install_kfp: bool = True  # each step pip-installs kfp's executor at start, unless the image has it
+    # --pipeline batch: score the table at batch_input into batch_output, then its drift (relative: in project_dir)
+    batch_input: str | None = None
+    batch_output: str | None = None
+    batch_engine: str = "spark"
 
     @property
     def name(self) -> str:
@@ -44,8 +48,15 @@ class KubeflowSpec:
         return f"mloop-{slug}"[:100].rstrip("-") + f"-{self.pipeline}"
 
     def check(self) -> KubeflowSpec:
-        if self.pipeline not in PIPELINES:
-            raise ExportError(f"--pipeline {self.pipeline!r} is not one of {', '.join(PIPELINES)}.")
+        if self.pipeline not in PIPELINE_NAMES:
+            raise ExportError(f"--pipeline {self.pipeline!r} is not one of {', '.join(PIPELINE_NAMES)}.")
+        if self.pipeline != "batch" and (self.batch_input is not None or self.batch_output is not None):
+            raise ExportError("--batch-input and --batch-output only apply to --pipeline batch.")
+        if self.pipeline == "batch" and self.batch_input is None and self.batch_output is None:
+            raise ExportError(
+                "--pipeline batch needs --batch-input and --batch-output: the table to score and where its scores go."
+            )
+        options.batch_paths(self.batch_input, self.batch_output, self.batch_engine)
         options.image(self.image)
         options.absolute_path(self.project_dir, "--project-dir")
         if "/" in self.config or self.config in ("", ".", ".."):
@@ -91,10 +102,15 @@ def build(spec: KubeflowSpec) -> Any:
             kubernetes.use_config_map_as_volume(task, config_map_name=spec.configmap, mount_path=CONFIG_MOUNT)
         return task
 
-    make: Callable[..., Any] = (
-        kfp_components.train_pipeline if spec.pipeline == "train" else kfp_components.monitor_pipeline
-    )
-    return make(dsl, comps, spec.name, defaults, tune)
+    makers: dict[str, Callable[..., Any]] = {
+        "train": kfp_components.train_pipeline,
+        "monitor": kfp_components.monitor_pipeline,
+        "batch": kfp_components.batch_pipeline,
+    }
+    if spec.pipeline == "batch":  # checked: both paths are there
+        defaults |= {"batch_input": spec.batch_input or "", "batch_output": spec.batch_output or ""}
+        defaults["engine"] = spec.batch_engine
+    return makers[spec.pipeline](dsl, comps, spec.name, defaults, tune)
 
 
 def compile_pipeline(spec: KubeflowSpec, output: Path) -> Path:

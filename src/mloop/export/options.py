@@ -116,3 +116,60 @@ def retries(value: int, option: str = "--retries") -> int:
     if not 0 <= value <= 10:
         raise ExportError(f"{option} {value} is out of range; use 0 to 10.")
     return value
+
+
+_LOCAL_OUTPUTS = (".csv", ".csv.gz", ".parquet", ".pq")  # what `mloop score` writes in process (serve.batch)
+
+
+def batch_paths(source: str | None, output: str | None, engine: str) -> tuple[str, str] | None:
+    """The batch pipeline's input and output, checked; None when neither is given (no batch pipeline).
+
+    A path is written as given: a relative one is taken relative to the project folder, where every stage runs.
+    A URI (``s3a://``, ``abfss://``, ``dbfs://``) is passed to the engine as it is.
+    """
+    from mloop.export.stages import ENGINES
+
+    if source is None and output is None:
+        return None
+    if source is None or output is None:
+        given, missing = ("--batch-input", "--batch-output") if output is None else ("--batch-output", "--batch-input")
+        raise ExportError(
+            f"{given} needs {missing} too: the batch pipeline scores the table at --batch-input into "
+            "--batch-output, then judges the scored table's drift; pass both, or neither for no batch pipeline."
+        )
+    if engine not in ENGINES:
+        raise ExportError(f"--batch-engine {engine!r} is not one of {', '.join(ENGINES)}.")
+    for value, option in ((source, "--batch-input"), (output, "--batch-output")):
+        if not value.strip():
+            raise ExportError(
+                f"{option} is empty; give the path of a table (relative to the project folder or absolute)."
+            )
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ExportError(f"{option} {value!r} contains a control character.")
+        if value.startswith("-"):
+            raise ExportError(
+                f"{option} {value!r} starts with '-', which mloop would read as an option; write ./{value}."
+            )
+        if "{{" in value or "{%" in value:
+            raise ExportError(
+                f"{option} {value!r} contains a Jinja template; pass a plain path (a run can override it in its conf)."
+            )
+    if _normal(source) == _normal(output):
+        raise ExportError(f"--batch-output {output!r} is --batch-input too: scoring would overwrite its own input.")
+    if engine == "local" and not output.lower().endswith(_LOCAL_OUTPUTS):
+        raise ExportError(
+            f"--batch-output {output!r}: with --batch-engine local the scores are one file; "
+            f"end its name in {', '.join(_LOCAL_OUTPUTS)} (Spark writes a folder of Parquet files)."
+        )
+    return source, output
+
+
+def _normal(path: str) -> str:
+    return path if "://" in path else str(PurePosixPath(path)).rstrip("/")
+
+
+def in_folder(path: str, folder: str) -> str:
+    """``path`` as it is seen from ``folder``: a relative one joined to it, an absolute path or a URI unchanged."""
+    if "://" in path or PurePosixPath(path).is_absolute():
+        return path
+    return str(PurePosixPath(folder) / path)

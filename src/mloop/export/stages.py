@@ -54,3 +54,28 @@ MONITORING: tuple[Stage, ...] = (
 )
 
 PIPELINES: dict[str, tuple[Stage, ...]] = {"train": TRAINING, "monitor": MONITORING}
+
+ENGINES = ("local", "spark")
+
+
+def batch(source: str, output: str, engine: str) -> tuple[Stage, ...]:
+    """The batch-scoring pipeline: score a stored table, then judge the scored table's drift.
+
+    ``source`` and ``output`` are what the orchestrator puts in the command (a path, or a reference to a
+    parameter). ``mloop monitor --window`` exits 0 on a drifted window as on a quiet one (the drift is in its
+    report, not its exit code), so neither task is ever marked skipped: any other exit code is a failure.
+    """
+    return (
+        Stage(
+            "score",
+            ("score", source, "-o", output, "--engine", engine),
+            "Score every row of the input table with the champion; the scores (input columns + prediction) go to "
+            "the output." + (" Rows the contract rejects go to OUTPUT_rejects." if engine == "spark" else ""),
+        ),
+        Stage(
+            "drift",
+            ("monitor", "--window", output, "--engine", engine),
+            "Drift of the scored table against the champion's training reference (a drifted table is reported, "
+            "not failed).",
+        ),
+    )

@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from mloop.core.window_profile import WindowProfile, merge_all
+from mloop.core.window_profile import WindowProfile
 from mloop.data.contract import Contract, coerce_frame
 from mloop.data.profile import Profile
 from mloop.errors import MonitorError
@@ -92,7 +92,9 @@ def _batches(path: Path) -> tuple[list[str], Iterator[pd.DataFrame]]:
         dataset = ds.dataset(path, format="parquet")
     except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
         raise MonitorError(f"{path}: not a readable Parquet file or folder ({exc}).") from None
-    batches = (b.to_pandas() for b in dataset.to_batches(batch_size=BATCH_ROWS))
+    # Arrow reads ahead 4 files and 16 batches by default: memory that grows with the table's parts.
+    scan = dataset.to_batches(batch_size=BATCH_ROWS, fragment_readahead=1, batch_readahead=1)
+    batches = (b.to_pandas() for b in scan)
     return list(dataset.schema.names), batches
 
 
@@ -102,8 +104,12 @@ def local_window_profile(profile: Profile, contract: Contract, path: Path) -> Wi
         raise MonitorError(f"{path}: no such file or folder to monitor.")
     names, batches = _batches(path)
     check_columns(profile, contract, names, str(path))
-    profiles = [batch_profile(profile, contract, batch) for batch in batches if len(batch)]
-    return merge_all(profiles) if profiles else batch_profile(profile, contract, _empty(names))
+    merged: WindowProfile | None = None
+    for batch in batches:  # merged as they come: one profile held at a time, whatever the table's size
+        if len(batch):
+            part = batch_profile(profile, contract, batch)
+            merged = part if merged is None else merged.merge(part)
+    return merged if merged is not None else batch_profile(profile, contract, _empty(names))
 
 
 def _empty(names: list[str]) -> pd.DataFrame:

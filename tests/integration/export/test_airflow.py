@@ -24,6 +24,7 @@ from tests.helpers.cli import MLOOP_SCRIPT, clean_env, mloop, ok
 
 from mloop.data.contract import load_contract
 from mloop.data.predictions import PredictionRow, PredictionStore, utc_now
+from mloop.export import options
 from mloop.project import Project
 from mloop.registry.versions import CHAMPION, alias_version, list_versions
 
@@ -33,6 +34,7 @@ pytestmark = pytest.mark.integration
 
 TRAINING = ["ingest", "validate", "train", "register", "promote"]
 MONITORING = ["monitor", "retrain"]
+BATCH = ["score", "drift"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,10 @@ class Airflow:
     def test_dag(self, dag_id: str) -> tuple[str, dict[str, str]]:
         """`airflow dags test DAG`, then the run's state and every task's state, read from the database."""
         ok(self.run("-m", "airflow", "dags", "test", dag_id))
+        return self.last_run(dag_id)
+
+    def last_run(self, dag_id: str) -> tuple[str, dict[str, str]]:
+        """The state of the last run of ``dag_id`` and of each of its tasks, read from the database."""
         with sqlite3.connect(self.home / "airflow.db") as db:
             run_id, state = db.execute(
                 "SELECT run_id, state FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (dag_id,)
@@ -160,6 +166,34 @@ def test_monitoring_dag_decides_on_real_traffic(
     assert decisions, "retrain --if-needed journaled its decision"
 
 
+def test_batch_dag_scores_a_table_then_judges_the_scores(
+    airflow: Airflow, trained: tuple[str, dict[str, str]], project: Project, ames: pd.DataFrame
+) -> None:
+    """Later sales, which drift: the drift task succeeds all the same (`monitor --window` exits 0 on drift).
+    Relative paths, taken in the project folder; ``--batch-engine local`` so that this Airflow worker needs no
+    Spark session: the spark DAG runs the same commands with ``--engine spark`` (tests/unit/export)."""
+    incoming = project.root / "incoming" / "later.csv"
+    incoming.parent.mkdir()
+    ames[ames["Year_Sold"] >= 2009].head(300).to_csv(incoming, index=False)
+    done = ok(
+        mloop(
+            "export", "airflow", "-o", str(airflow.dags / "houses_scoring.py"), "--dag-id", "houses_scoring",
+            "--batch-input", "incoming/later.csv", "--batch-output", "scores/batch.parquet",
+            "--batch-engine", "local", "--json",
+            cwd=project.root,
+        )
+    )  # fmt: skip
+    assert json.loads(done.stdout)["dags"] == ["houses_scoring", "houses_scoring_monitor", "houses_scoring_batch"]
+    run = ok(airflow.run("-m", "airflow", "dags", "test", "houses_scoring_batch"))
+    state, tasks = airflow.last_run("houses_scoring_batch")
+    assert state == "success"
+    assert tasks == dict.fromkeys(BATCH, "success")
+    scores = pd.read_parquet(project.root / "scores" / "batch.parquet")
+    assert len(scores) == 300 and scores["prediction"].notna().all()
+    log = " ".join((run.stdout + run.stderr).split())
+    assert "300 rows of scores/batch.parquet (local engine): drift on" in log, log[-3000:]
+
+
 KUBERNETES_CHECK = textwrap.dedent(
     """
     import json, sys
@@ -223,3 +257,34 @@ def test_kubernetes_dag_imports_cleanly(airflow: Airflow, project: Project, tmp_
     monitor = found["dags"]["houses_k8s_monitor"]["tasks"]
     assert [t["arguments"][2:] for t in monitor] == [["monitor"], ["retrain", "--if-needed"]]
     assert all(t["skip_on_exit_code"] == [9] for t in monitor)
+
+
+def test_kubernetes_batch_dag_imports_cleanly(airflow: Airflow, project: Project, tmp_path: Path) -> None:
+    folder = tmp_path / "k8s-batch-dags"
+    ok(
+        mloop(
+            "export", "airflow", "--mode", "kubernetes", "-o", str(folder / "houses_nightly.py"),
+            "--dag-id", "houses_nightly", "--batch-input", "data/incoming", "--batch-output", "s3a://ml-scores/houses",
+            "--batch-schedule", "0 2 * * *",
+            cwd=project.root,
+        )
+    )  # fmt: skip
+    done = ok(airflow.run("-c", KUBERNETES_CHECK, str(folder)))
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["errors"] == {}
+    assert set(found["dags"]) == {"houses_nightly", "houses_nightly_monitor", "houses_nightly_batch"}
+    batch = found["dags"]["houses_nightly_batch"]
+    assert batch["schedule"] == "0 2 * * *"
+    assert [t["id"] for t in batch["tasks"]] == BATCH
+    assert [t["upstream"] for t in batch["tasks"]] == [[], ["score"]]
+    assert [t["arguments"] for t in batch["tasks"]] == [
+        ["-c", "/project/mloop.yaml", "score", "{{ params.batch_input }}", "-o", "{{ params.batch_output }}"]
+        + ["--engine", "spark"],
+        ["-c", "/project/mloop.yaml", "monitor", "--window", "{{ params.batch_output }}", "--engine", "spark"],
+    ]
+    assert all(t["cmds"] == ["mloop"] and t["operator"] == "KubernetesPodOperator" for t in batch["tasks"])
+    assert all(not t["skip_on_exit_code"] for t in batch["tasks"])  # a drifted table exits 0: nothing is skipped
+    assert batch["params"]["batch_input"] == "/project/data/incoming"  # relative: on the project's claim
+    assert batch["params"]["batch_output"] == "s3a://ml-scores/houses"
+    assert batch["params"]["image"] == options.DEFAULT_IMAGE
+    assert "batch_input" not in found["dags"]["houses_nightly"]["params"]

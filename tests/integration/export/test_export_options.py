@@ -16,7 +16,7 @@ from mloop.errors import ExportError, MonitorError
 from mloop.export import kfp_components, options
 from mloop.export.airflow_dag import AirflowSpec, render
 from mloop.export.kubeflow_pipeline import KubeflowSpec, compile_pipeline
-from mloop.export.stages import MONITORING, NO_TRAFFIC_EXIT_CODE, TRAINING
+from mloop.export.stages import MONITORING, NO_TRAFFIC_EXIT_CODE, TRAINING, batch
 from mloop.project import Project
 
 pytestmark = pytest.mark.integration
@@ -65,6 +65,14 @@ def test_stage_lists_are_written_as_they_are() -> None:
         assert callable(getattr(kfp_components, stage.name))
     for stage in MONITORING:
         assert f"returncode == {NO_TRAFFIC_EXIT_CODE}:" in inspect.getsource(getattr(kfp_components, stage.name))
+    # The batch DAG's stages, and no skip code in them: `monitor --window` exits 0 on a drifted table.
+    spec = AirflowSpec(project="p", dag_id="p", mode="kubernetes", batch_input="in", batch_output="out")
+    assert constants(render(spec))["BATCH"] == tuple(
+        s.as_literal() for s in batch("{{ params.batch_input }}", "{{ params.batch_output }}", "spark")
+    )
+    assert all(not s.skip_exit_codes for s in batch("in", "out", "spark"))
+    for name in ("score", "drift"):
+        assert "returncode" not in inspect.getsource(getattr(kfp_components, name))  # check=True: any error fails
 
 
 @pytest.mark.parametrize(
@@ -114,6 +122,17 @@ def project(tmp_path_factory: pytest.TempPathFactory, export_project: Callable[[
         (["airflow", "--mode", "kubernetes", "--mloop", "/usr/bin/mloop"], "--mloop only applies to --mode local"),
         (["airflow", "--schedule", "every monday"], "is not a cron expression"),
         (["kubeflow", "--pvc", "Bad_Name"], "is not a Kubernetes object name"),
+        (["airflow", "--batch-input", "data/new.csv"], "--batch-input needs --batch-output too"),
+        (["airflow", "--batch-engine", "local"], "--batch-engine only applies with --batch-input and --batch-output"),
+        (["airflow", "--batch-schedule", "@daily"], "--batch-schedule only applies with --batch-input"),
+        (["airflow", "--batch-input", "a.csv", "--batch-output", "a.csv"], "scoring would overwrite its own input"),
+        (["kubeflow", "--pipeline", "batch"], "--pipeline batch needs --batch-input and --batch-output"),
+        (["kubeflow", "--batch-input", "a", "--batch-output", "b"], "only apply to --pipeline batch"),
+        (
+            ["kubeflow", "--pipeline", "batch", "--batch-input", "a.csv", "--batch-output", "b"]
+            + ["--batch-engine", "local"],
+            "with --batch-engine local the scores are one file",
+        ),
     ],
 )
 def test_the_cli_says_what_is_wrong(project: Project, tmp_path: Path, args: list[str], message: str) -> None:

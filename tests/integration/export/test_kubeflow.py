@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 import yaml
 from tests.helpers.cli import MLOOP_SCRIPT, mloop, ok, run_command
@@ -22,6 +23,8 @@ from tests.helpers.cli import MLOOP_SCRIPT, mloop, ok, run_command
 from mloop.export.kubeflow_pipeline import KubeflowSpec, compile_pipeline
 from mloop.project import Project
 from mloop.registry.versions import CHAMPION, alias_version, list_versions
+
+from .conftest import TRAIN_ROWS
 
 pytestmark = [
     pytest.mark.integration,
@@ -128,6 +131,50 @@ def test_the_monitoring_pipeline_runs_without_traffic(project: Project, tmp_path
     assert "Task 'monitor' finished with status SUCCESS" in log
     assert "Task 'retrain' finished with status SUCCESS" in log
     assert "no traffic" in log
+
+
+def test_the_batch_pipeline_scores_then_hands_the_scores_to_drift(project: Project, tmp_path: Path) -> None:
+    docs = compiled(
+        project, tmp_path / "batch.yaml", "--pipeline", "batch", "--batch-input", "data/incoming",
+        "--batch-output", "s3a://ml-scores/houses", "--image", IMAGE, "--pvc", "houses-data",
+    )  # fmt: skip
+    spec, platform = docs
+    assert spec["pipelineInfo"]["name"] == "mloop-houses-batch"
+    assert sorted(spec["components"]) == ["comp-drift", "comp-score"]
+    tasks = spec["root"]["dag"]["tasks"]
+    assert sorted(tasks) == ["drift", "score"]
+    assert "dependentTasks" not in tasks["score"] and tasks["drift"]["dependentTasks"] == ["score"]
+    window = tasks["drift"]["inputs"]["parameters"]["window"]["taskOutputParameter"]
+    assert window["producerTask"] == "score"  # the drift step judges what the score step wrote
+    for name, task in tasks.items():
+        assert task["inputs"]["parameters"]["engine"]["componentInputParameter"] == "engine"
+        assert task["cachingOptions"].get("enableCache", False) is False, name
+    assert tasks["score"]["inputs"]["parameters"]["source"]["componentInputParameter"] == "batch_input"
+    defaults = spec["root"]["inputDefinitions"]["parameters"]
+    assert defaults["batch_input"]["defaultValue"] == "data/incoming"  # relative: in project_dir, where steps run
+    assert defaults["batch_output"]["defaultValue"] == "s3a://ml-scores/houses"
+    assert defaults["engine"]["defaultValue"] == "spark"
+    executors = spec["deploymentSpec"]["executors"]
+    assert {e["container"]["image"] for e in executors.values()} == {IMAGE}
+    k8s = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert sorted(k8s) == ["exec-drift", "exec-score"]
+    assert all(e["pvcMount"][0]["mountPath"] == "/project" for e in k8s.values())
+
+
+def test_the_batch_pipeline_runs_with_the_local_runner(project: Project, tmp_path: Path) -> None:
+    """After the training run above (a champion to score with), on the data file beside the project (a relative
+    path with ..: taken in the project folder); ``--batch-engine local``: no Spark session here."""
+    compiled(
+        project, tmp_path / "batch.yaml", "--pipeline", "batch", "--batch-input", "../data/ames-train.csv",
+        "--batch-output", "scores/kfp.parquet", "--batch-engine", "local",
+    )  # fmt: skip
+    done = ok(run_locally(tmp_path / "batch.yaml", project, tmp_path / "kfp-root"))
+    log = _plain(done.stdout + done.stderr)
+    assert "Task 'score' finished with status SUCCESS" in log
+    assert "Task 'drift' finished with status SUCCESS" in log
+    scores = pd.read_parquet(project.root / "scores" / "kfp.parquet")
+    assert len(scores) == TRAIN_ROWS and scores["prediction"].notna().all()
+    assert '"engine": "local"' in log and '"dataset_drift"' in log  # the drift step's JSON report, in its log
 
 
 def _plain(text: str) -> str:

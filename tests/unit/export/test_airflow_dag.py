@@ -232,3 +232,119 @@ def test_kubernetes_mode_ignores_the_local_only_values() -> None:
     spec = AirflowSpec(project="p", dag_id="p", mode="kubernetes", mloop="relative", project_dir="also relative")
     text = render(spec)
     assert "relative" not in text and 'PROJECT_DIR = "/project"' in text
+
+
+# ------------------------------------------------------------------ the batch DAG (score -> drift)
+
+BATCH = {"batch_input": "data/new.parquet", "batch_output": "/srv/scores"}
+PREFIX = 'cd "$PIPELINE_PROJECT_DIR" && exec "$PIPELINE_MLOOP" -c "$PIPELINE_CONFIG" '
+
+
+def batch_spec(base: AirflowSpec, **change: Any) -> AirflowSpec:
+    return AirflowSpec(**(base.__dict__ | BATCH | change))
+
+
+@pytest.mark.parametrize("spec", [LOCAL, KUBERNETES], ids=["local", "kubernetes"])
+def test_without_the_batch_options_there_is_no_batch_dag(spec: AirflowSpec, fake_airflow: None) -> None:
+    text = render(spec)
+    assert "BATCH" not in text and "batch" not in text
+    assert spec.batch_paths is None
+    assert set(load(text)) >= {"train_dag", "monitor_dag"} and "batch_dag" not in load(text)
+
+
+def test_local_batch_dag_scores_then_judges_the_scores_through_bash(fake_airflow: None) -> None:
+    text = render(batch_spec(LOCAL, batch_schedule="@daily"))
+    namespace = load(text)
+    batch, train = namespace["batch_dag"], namespace["train_dag"]
+    assert chain(batch) == ["score", "drift"]
+    assert batch.kwargs["dag_id"] == "mloop_houses_batch" and batch.kwargs["schedule"] == "@daily"
+    assert batch.kwargs["max_active_runs"] == 1 and batch.kwargs["tags"] == ["mloop", "houses"]
+    assert [t.kwargs["bash_command"] for t in batch.tasks] == [
+        PREFIX + 'score "$PIPELINE_BATCH_INPUT" -o "$PIPELINE_BATCH_OUTPUT" --engine spark',
+        PREFIX + 'monitor --window "$PIPELINE_BATCH_OUTPUT" --engine spark',
+    ]
+    assert [t.kwargs["skip_on_exit_code"] for t in batch.tasks] == [None, None]  # drift exits 0; anything else fails
+    params = batch.kwargs["params"]
+    assert params["batch_input"]["default"] == "data/new.parquet"  # relative: the task runs in the project folder
+    assert params["batch_output"]["default"] == "/srv/scores"
+    assert params["project_dir"]["default"] == "/srv/houses" and params["mloop"]["default"] == "/opt/mloop/bin/mloop"
+    env = batch.tasks[0].kwargs["env"]
+    assert env["PIPELINE_BATCH_INPUT"] == "{{ params.batch_input }}"
+    assert env["PIPELINE_BATCH_OUTPUT"] == "{{ params.batch_output }}"
+    assert env["PIPELINE_PROJECT_DIR"] == "{{ params.project_dir }}"
+    # the other two DAGs are as they were: no batch params, no batch variables in their tasks' environment
+    assert chain(train) == [s.name for s in TRAINING] and chain(namespace["monitor_dag"]) == [
+        s.name for s in MONITORING
+    ]
+    assert "batch_input" not in train.kwargs["params"] and "PIPELINE_BATCH_INPUT" not in train.tasks[0].kwargs["env"]
+    assert "* the batch DAG: score -> drift" in text and "MLOOP_SPARK__MASTER in the worker's environment" in text
+
+
+def test_kubernetes_batch_dag_runs_both_steps_in_pods_with_paths_under_the_claim(fake_airflow: None) -> None:
+    spec = batch_spec(KUBERNETES, batch_output="s3a://bucket/houses/scores")
+    text = render(spec)
+    batch = load(text)["batch_dag"]
+    assert chain(batch) == ["score", "drift"] and batch.kwargs["schedule"] is None  # default: triggered
+    assert [t.kwargs["arguments"] for t in batch.tasks] == [
+        ["-c", "/project/mloop.yaml", "score", "{{ params.batch_input }}", "-o", "{{ params.batch_output }}"]
+        + ["--engine", "spark"],
+        ["-c", "/project/mloop.yaml", "monitor", "--window", "{{ params.batch_output }}", "--engine", "spark"],
+    ]
+    assert [t.kwargs["cmds"] for t in batch.tasks] == [["mloop"]] * 2
+    assert [t.kwargs["name"] for t in batch.tasks] == ["mloop-score", "mloop-drift"]
+    assert [t.kwargs["skip_on_exit_code"] for t in batch.tasks] == [None, None]
+    params = batch.kwargs["params"]
+    assert params["batch_input"]["default"] == "/project/data/new.parquet"  # relative: on the project's claim
+    assert params["batch_output"]["default"] == "s3a://bucket/houses/scores"  # a URI: as it is
+    assert params["image"]["default"] == options.DEFAULT_IMAGE
+    assert "MLOOP_SPARK__MASTER from a Secret" in text and "k8s://https://kubernetes.default.svc" in text
+    assert "mloop[spark] and Java" in text
+
+
+def test_a_local_engine_batch_dag_names_no_spark() -> None:
+    text = render(batch_spec(LOCAL, batch_output="scores/batch.csv", batch_engine="local"))
+    batch = constants(text)["BATCH"]
+    assert [stage[1] for stage in batch] == [
+        ("score", '"$PIPELINE_BATCH_INPUT"', "-o", '"$PIPELINE_BATCH_OUTPUT"', "--engine", "local"),
+        ("monitor", "--window", '"$PIPELINE_BATCH_OUTPUT"', "--engine", "local"),
+    ]
+    assert "MLOOP_SPARK__MASTER" not in text and "--engine local`" in text
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    ['it\'s "quoted" $(id) `id`', "@@PROJECT_DIR@@", "''' + __import__('os').system('id') + '''", '"""; import os'],
+)
+def test_batch_paths_are_literals_that_never_reach_the_shell(hostile: str, fake_airflow: None) -> None:
+    text = render(batch_spec(LOCAL, batch_input=hostile))
+    assert constants(text)["BATCH_INPUT"] == hostile
+    batch = load(text)["batch_dag"]
+    assert batch.kwargs["params"]["batch_input"]["default"] == hostile
+    assert all(hostile not in t.kwargs["bash_command"] for t in batch.tasks)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"batch_output": None}, "--batch-input needs --batch-output too"),
+        ({"batch_input": None}, "--batch-output needs --batch-input too"),
+        ({"batch_input": None, "batch_output": None, "batch_schedule": "@daily"}, "--batch-schedule only applies"),
+        ({"batch_schedule": "@sometimes"}, "--batch-schedule '@sometimes' is not a schedule preset"),
+        ({"batch_schedule": "every day"}, "--batch-schedule 'every day' is not a cron expression"),
+        ({"batch_engine": "dask"}, "--batch-engine 'dask' is not one of local, spark"),
+        ({"batch_output": "data/new.parquet/"}, "scoring would overwrite its own input"),
+        ({"batch_engine": "local"}, "with --batch-engine local the scores are one file"),
+        ({"batch_input": "-x.csv"}, "starts with '-'"),
+        ({"batch_input": "/a\nb"}, "contains a control character"),
+        ({"batch_input": "/data/{{ ds }}"}, "contains a Jinja template"),
+        ({"batch_output": " "}, "--batch-output is empty"),
+    ],
+)
+def test_the_batch_options_are_checked(change: dict[str, Any], message: str) -> None:
+    with pytest.raises(ExportError, match=message.replace(".", r"\.").replace("[", r"\[")):
+        render(batch_spec(LOCAL, **change))
+
+
+def test_the_batch_dag_id_adds_batch_to_the_training_one() -> None:
+    text = render(batch_spec(LOCAL, dag_id="d" * 242))  # 242 + "_monitor" = 250: the longer suffix still fits
+    assert constants(text)["BATCH_DAG_ID"] == "d" * 242 + "_batch"

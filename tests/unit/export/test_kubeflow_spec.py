@@ -22,6 +22,7 @@ def test_the_pipeline_name_is_lowercase_letters_digits_and_dashes() -> None:
     assert KubeflowSpec(project="houses").name == "mloop-houses-train"
     assert KubeflowSpec(project="House Prices (v2)", pipeline="monitor").name == "mloop-house-prices-v2-monitor"
     assert KubeflowSpec(project="__").name == "mloop-model-train"  # nothing usable left: a fixed word
+    assert KubeflowSpec(project="houses", pipeline="batch").name == "mloop-houses-batch"
     long = KubeflowSpec(project="a" * 94 + " b" * 20).name
     assert long.endswith("-train") and "--" not in long  # cut without a dangling dash
     assert len(long) <= 100 + len("-train")
@@ -30,12 +31,29 @@ def test_the_pipeline_name_is_lowercase_letters_digits_and_dashes() -> None:
 def test_the_default_spec_passes_its_checks() -> None:
     spec = KubeflowSpec(project="houses", pvc="mloop-project", configmap="mloop-config", retries=3)
     assert spec.check() is spec
+    batch = KubeflowSpec(project="houses", pipeline="batch", batch_input="data/new", batch_output="s3a://b/scores")
+    assert batch.check() is batch
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
         ({"pipeline": "nightly"}, "--pipeline 'nightly' is not one of train, monitor"),
+        ({"pipeline": "batch"}, "--pipeline batch needs --batch-input and --batch-output"),
+        ({"pipeline": "batch", "batch_input": "in.csv"}, "--batch-input needs --batch-output too"),
+        (
+            {"batch_input": "in.csv", "batch_output": "out"},
+            "--batch-input and --batch-output only apply to --pipeline batch",
+        ),
+        ({"pipeline": "monitor", "batch_output": "out"}, "only apply to --pipeline batch"),
+        (
+            {"pipeline": "batch", "batch_input": "in", "batch_output": "in", "batch_engine": "local"},
+            "overwrite its own",
+        ),
+        (
+            {"pipeline": "batch", "batch_input": "in", "batch_output": "out", "batch_engine": "ray"},
+            "'ray' is not one of",
+        ),
         ({"image": "Not An Image"}, "is not a container image reference"),
         ({"project_dir": "project"}, "--project-dir 'project' must be an absolute path"),
         ({"config": "conf/mloop.yaml"}, "must be a file name in the project"),
@@ -133,3 +151,28 @@ def test_monitoring_passes_its_window_on_and_fails_on_any_other_error(tmp_path: 
         kfp_components.monitor(broken, str(tmp_path), "mloop.yaml", "")
     with pytest.raises(RuntimeError, match="mloop retrain --if-needed failed with exit code 1"):
         kfp_components.retrain(broken, str(tmp_path), "mloop.yaml", window)
+
+
+def test_batch_scoring_hands_its_output_to_the_drift_step(tmp_path: Path, fake_mloop: Any) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    mounted = tmp_path / "mloop.yaml"
+    mounted.write_text("name: from-configmap\n", encoding="utf-8")
+    mloop = str(fake_mloop(0, json.dumps({"rows": 10, "dataset_drift": True})))
+    scored = kfp_components.score(mloop, str(project), "mloop.yaml", str(mounted), "data/new.csv", "s.parquet", "local")
+    assert scored == "s.parquet"
+    assert (project / "mloop.yaml").read_text(encoding="utf-8") == "name: from-configmap\n"
+    report = kfp_components.drift(mloop, str(project), "mloop.yaml", scored, "local")
+    assert json.loads(report)["dataset_drift"] is True  # drift is in the report: the step succeeds
+    assert calls(tmp_path) == [
+        f"{project} -c mloop.yaml score data/new.csv -o s.parquet --engine local --json",
+        f"{project} -c mloop.yaml monitor --window s.parquet --engine local --json",
+    ]
+
+
+def test_a_batch_step_fails_on_any_error_even_monitors_no_traffic_code(tmp_path: Path, fake_mloop: Any) -> None:
+    failing = str(fake_mloop(NO_TRAFFIC_EXIT_CODE, ""))  # an empty scored table: no window to judge, a failure here
+    with pytest.raises(subprocess.CalledProcessError, match=f"exit status {NO_TRAFFIC_EXIT_CODE}"):
+        kfp_components.drift(failing, str(tmp_path), "mloop.yaml", "scores", "spark")
+    with pytest.raises(subprocess.CalledProcessError, match=f"exit status {NO_TRAFFIC_EXIT_CODE}"):
+        kfp_components.score(failing, str(tmp_path), "mloop.yaml", "", "in", "scores", "spark")

@@ -104,3 +104,23 @@ def test_paths_must_be_absolute_without_control_characters_and_retries_0_to_10()
 def test_the_default_image_is_tagged_with_the_installed_version() -> None:
     assert options.DEFAULT_IMAGE == f"mloop:{options.mloop_version()}"
     assert options.image(options.DEFAULT_IMAGE)
+
+
+def test_batch_paths_go_together_and_are_written_as_given() -> None:
+    assert options.batch_paths(None, None, "spark") is None  # no batch pipeline
+    assert options.batch_paths("data/new", "scores", "spark") == ("data/new", "scores")
+    assert options.batch_paths("s3a://b/in", "s3a://b/in-scores", "spark") == ("s3a://b/in", "s3a://b/in-scores")
+    assert options.batch_paths("in.csv", "out.CSV.gz", "local") == ("in.csv", "out.CSV.gz")
+    assert refused(options.batch_paths, "in.csv", None, "spark").startswith("--batch-input needs --batch-output too:")
+    assert "pass both, or neither" in refused(options.batch_paths, None, "out", "spark")
+    assert refused(options.batch_paths, "a", "./a/", "spark").endswith("scoring would overwrite its own input.")
+    assert refused(options.batch_paths, "a", "b", "dask") == "--batch-engine 'dask' is not one of local, spark."
+    message = refused(options.batch_paths, "a.csv", "scores", "local")
+    assert message.startswith("--batch-output 'scores': with --batch-engine local the scores are one file")
+    assert ".csv, .csv.gz, .parquet, .pq" in message
+
+
+def test_a_relative_path_is_joined_to_the_folder_the_steps_run_in() -> None:
+    assert options.in_folder("data/new.parquet", "/project") == "/project/data/new.parquet"
+    assert options.in_folder("/abs/new.parquet", "/project") == "/abs/new.parquet"
+    assert options.in_folder("s3a://bucket/new", "/project") == "s3a://bucket/new"
