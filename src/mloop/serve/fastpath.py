@@ -284,7 +284,10 @@ class CompiledPipeline:
 
     def scores_large(self, records: Sequence[Mapping[str, Any]], proba: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """``scores`` through the estimator's predictors (or ``predict``): the path of large batches."""
-        matrix = self.matrix(records)
+        return self.scores_matrix(self.matrix(records), proba)
+
+    def scores_matrix(self, matrix: np.ndarray, proba: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """``scores_large`` of rows already laid out as ``matrix`` lays them out (the Spark engine builds them)."""
         if self.trees is None:
             probabilities = np.asarray(self.estimator.predict_proba(matrix), dtype=float) if proba else None
             return np.asarray(self.estimator.predict(matrix)), probabilities
