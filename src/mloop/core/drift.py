@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
@@ -267,7 +267,7 @@ def ks_sorted(a: NDArray[np.float64], b: NDArray[np.float64]) -> tuple[float, fl
     n1, n2 = int(a.size), int(b.size)
     if n1 == 0 or n2 == 0:
         return math.nan, math.nan
-    from scipy.stats import ks_2samp, kstwo
+    from scipy.stats import ks_2samp
 
     if max(n1, n2) <= KS_EXACT_MAX:
         with warnings.catch_warnings():
@@ -277,11 +277,25 @@ def ks_sorted(a: NDArray[np.float64], b: NDArray[np.float64]) -> tuple[float, fl
             warnings.filterwarnings("ignore", "ks_2samp: Exact calculation unsuccessful", RuntimeWarning)
             result = ks_2samp(a, b)
         return float(result.statistic), float(result.pvalue)
+    return ks_asymptotic(a, lambda points, side: np.searchsorted(b, points, side=side), n2)
+
+
+#: How many of a window's finite values lie below each point (``side="left"``: strictly; ``"right"``: at or
+#: below), as ``np.searchsorted`` on the sorted values answers: all the KS test and the PSI bins read of them.
+Below = Callable[[NDArray[np.float64], Literal["left", "right"]], NDArray[np.int64]]
+
+
+def ks_asymptotic(a: NDArray[np.float64], below_b: Below, n2: int) -> tuple[float, float]:
+    """:func:`ks_sorted`'s statistic and asymptotic p-value of the sorted sample ``a`` against ``n2`` values
+    known only by how many lie below each value of ``a`` (a window's mergeable profile knows no more)."""
+    from scipy.stats import kstwo
+
+    n1 = int(a.size)
     values = np.unique(a)  # sorted input: a linear pass
     cdf_a = np.searchsorted(a, values, side="right") / n1
-    highest = float(np.max(cdf_a - np.searchsorted(b, values, side="right") / n2))
+    highest = float(np.max(cdf_a - below_b(values, "right") / n2))
     before = np.concatenate(([0.0], cdf_a[:-1]))  # F_a just below each value of a
-    lowest = float(np.min(before - np.searchsorted(b, values, side="left") / n2))
+    lowest = float(np.min(before - below_b(values, "left") / n2))
     # Both CDFs reach 1 at the largest value, so SciPy's extremes are never beyond 0.
     statistic = max(min(max(-lowest, 0.0), 1.0), max(highest, 0.0))
     m, n = sorted([float(n1), float(n2)], reverse=True)
@@ -522,22 +536,58 @@ def numeric_drift(
     # drifted (PSI 18), and inf against inf made Wasserstein nan behind a RuntimeWarning (found by the
     # property tests). Sorted, the infinities are at the ends: two binary searches drop them.
     finite = _without_infinities(finite)
-    nulls = int(values.size - finite.size)
+    sample = _without_infinities(sorted_finite(reference_sample)[0])
+    wasserstein = wasserstein_sorted(sample, finite) if sample.size and finite.size else None
+    return counted_numeric_drift(
+        feature,
+        edges=edges,
+        reference_counts=reference_counts,
+        reference_null_rate=reference_null_rate,
+        reference_sample=reference_sample,
+        rows=int(values.size),
+        finite=int(finite.size),
+        below=lambda points, side: np.searchsorted(finite, points, side=side),
+        ks=ks_sorted(sample, finite),
+        wasserstein=wasserstein,
+        thresholds=thresholds,
+    )
+
+
+def counted_numeric_drift(
+    feature: str,
+    *,
+    edges: ArrayLike,
+    reference_counts: ArrayLike,
+    reference_null_rate: float,
+    reference_sample: ArrayLike,
+    rows: int,
+    finite: int,
+    below: Below,
+    ks: tuple[float, float] | None = None,
+    wasserstein: float | None,
+    thresholds: DriftThresholds,
+) -> FeatureDrift:
+    """:func:`numeric_drift` of a window known by its ``rows``, its ``finite`` values and how many of them lie
+    below a point (``below``): the PSI bins and, without a given ``ks``, the asymptotic KS test read no more.
+
+    A mergeable window profile (:mod:`mloop.core.window_profile`) answers ``below`` exactly at every point
+    asked (its cells' boundaries), so it gets the rows' statistics without holding a value per row.
+    """
+    nulls = rows - finite
     ref_counts = np.asarray(reference_counts, dtype=np.float64)
     # Reference as shares of all rows, so its null rate weighs the same as the current one.
     ref_total = ref_counts.sum()
     ref_shares = ref_counts / ref_total * (1 - reference_null_rate) if ref_total > 0 else np.zeros_like(ref_counts)
-    ref_cells, cur_cells = _with_missing_cell(
-        ref_shares, bin_counts_sorted(finite, edges).astype(np.float64), reference_null_rate, float(nulls)
-    )
+    inner = np.asarray(edges, dtype=np.float64)[1:-1]
+    bins = np.diff(np.concatenate(([0], below(inner, "left"), [finite]))).astype(np.float64)  # bin_counts_sorted
+    ref_cells, cur_cells = _with_missing_cell(ref_shares, bins, reference_null_rate, float(nulls))
     value = psi(ref_cells, cur_cells)
-    sample = _without_infinities(sorted_finite(reference_sample)[0])
-    statistic, p_value = ks_sorted(sample, finite)
-    wasserstein = wasserstein_sorted(sample, finite) if sample.size and finite.size else None
+    if ks is None:
+        sample = _without_infinities(sorted_finite(reference_sample)[0])
+        ks = ks_asymptotic(sample, below, finite) if sample.size and finite else (math.nan, math.nan)
+    statistic, p_value = ks
 
-    null_p_value = (
-        missing_share_pvalue(reference_null_rate, nulls, int(values.size)) if reference_null_rate > 0 or nulls else None
-    )
+    null_p_value = missing_share_pvalue(reference_null_rate, nulls, rows) if reference_null_rate > 0 or nulls else None
     reasons = []
     if value > thresholds.psi_threshold:
         reasons.append(f"PSI {value:.3g} > {thresholds.psi_threshold:g}")
@@ -555,9 +605,9 @@ def numeric_drift(
         drifted=bool(reasons),
         reason="; ".join(reasons),
         null_rate_reference=float(reference_null_rate),
-        null_rate_current=nulls / values.size,
+        null_rate_current=nulls / rows,
         unseen_categories=0,
-        n_current=int(values.size),
+        n_current=rows,
         null_p_value=null_p_value,
     )
     return decide([result], thresholds)[0]

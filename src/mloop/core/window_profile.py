@@ -49,7 +49,16 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from mloop.core.drift import DriftThresholds, FeatureDrift, categorical_drift, numeric_drift, sorted_finite
+from mloop.core.drift import (
+    KS_EXACT_MAX,
+    Below,
+    DriftThresholds,
+    FeatureDrift,
+    categorical_drift,
+    counted_numeric_drift,
+    numeric_drift,
+    sorted_finite,
+)
 
 #: Finite values of a numeric column kept exactly (sorted); beyond, a KLL sketch summarises them.
 EXACT_MAX = 2_000
@@ -350,7 +359,22 @@ def numeric_window_drift(
             f"feature {feature!r}: the window profile was built against another reference "
             f"(layout {window.layout}, the reference's is {layout.key})"
         )
+    if window.values is None and window.count > KS_EXACT_MAX:
+        # Past SciPy's exact KS every statistic reads counts below the cells' boundaries: no value per row.
+        return counted_numeric_drift(
+            feature,
+            edges=edges,
+            reference_counts=reference_counts,
+            reference_null_rate=reference_null_rate,
+            reference_sample=reference_sample,
+            rows=window.n,
+            finite=window.count,
+            below=_cell_counts(layout, window),
+            wasserstein=_sketch_wasserstein(reference_sample, window),
+            thresholds=thresholds,
+        )
     missing = np.full(window.nulls, math.nan)
+    # SciPy's exact KS needs the values: at most KS_EXACT_MAX stand-ins, one per value, each inside its cell.
     stand_in = window.values if window.values is not None else np.repeat(layout.representatives(), window.cells)
     result = numeric_drift(
         feature,
@@ -364,6 +388,24 @@ def numeric_window_drift(
     if window.values is not None or result.wasserstein is None:
         return result
     return replace(result, wasserstein=_sketch_wasserstein(reference_sample, window))
+
+
+def _cell_counts(layout: NumericLayout, window: NumericWindow) -> Below:
+    """How many of the window's finite values lie below a boundary of its layout, exactly, from the cells."""
+    total = np.concatenate(([0], np.cumsum(window.cells)))  # total[k]: the values in cells 0 … k-1
+    b = layout.boundaries
+
+    def below(points: NDArray[np.float64], side: Literal["left", "right"]) -> NDArray[np.int64]:
+        points = np.asarray(points, dtype=np.float64)
+        at = np.searchsorted(b, points)
+        inside = np.isfinite(points)
+        if inside.any() and (b.size == 0 or not np.array_equal(b[np.minimum(at, b.size - 1)][inside], points[inside])):
+            raise ValueError("a point the window profile's cells cannot count below: not one of its boundaries")
+        # Values < b_i fill cells 0 … 2i, values <= b_i also cell 2i + 1 (b_i itself).
+        counts = total[np.minimum(2 * at + (2 if side == "right" else 1), total.size - 1)]
+        return np.where(inside, counts, np.where(points > 0, window.count, 0)).astype(np.int64)
+
+    return below
 
 
 def _sketch_wasserstein(reference_sample: ArrayLike, window: NumericWindow) -> float:
