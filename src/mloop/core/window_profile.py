@@ -54,6 +54,7 @@ from mloop.core.drift import (
     Below,
     DriftThresholds,
     FeatureDrift,
+    _factor_below,
     categorical_drift,
     counted_numeric_drift,
     numeric_drift,
@@ -408,13 +409,21 @@ def _cell_counts(layout: NumericLayout, window: NumericWindow) -> Below:
     return below
 
 
-def _sketch_wasserstein(reference_sample: ArrayLike, window: NumericWindow) -> float:
-    """Wasserstein-1 of the reference sample's finite values and the sketch's weighted items."""
+def _sketch_wasserstein(reference_sample: ArrayLike, window: NumericWindow) -> float | None:
+    """Wasserstein-1 of the reference sample's finite values and the sketch's weighted items (``None`` when
+    either side has none), scaled as :func:`~mloop.core.drift.wasserstein_sorted` scales values near ±1e308."""
     from scipy.stats import wasserstein_distance
 
     sample, _ = _finite_sorted(reference_sample)
     items, weights = window.quantile_items()
-    return float(wasserstein_distance(sample, items, v_weights=weights))
+    if sample.size == 0 or items.size == 0:
+        return None
+    peak = max(float(np.max(np.abs(sample))), float(np.max(np.abs(items))))
+    limit = float(np.finfo(np.float64).max) / (2 * (sample.size + items.size))
+    # SciPy's differences and dot products of values this large overflow (a RuntimeWarning and inf; found by
+    # the property tests, [1e308] against [-1.6e308]); a power of two scales exactly.
+    factor = _factor_below(peak, limit) if peak > limit else 1.0
+    return float(wasserstein_distance(sample * factor, items * factor, v_weights=weights)) / factor
 
 
 def categorical_window_drift(
