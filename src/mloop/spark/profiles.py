@@ -20,7 +20,7 @@ from mloop.core.window_profile import WindowProfile
 from mloop.data.contract import Contract
 from mloop.data.profile import Profile
 from mloop.errors import MonitorError
-from mloop.monitor.window_table import BATCH_ROWS, batch_profile, check_columns, window_columns
+from mloop.monitor.window_table import BATCH_ROWS, PREDICTION, batch_profile, check_columns, window_columns
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -79,8 +79,8 @@ def spark_window_profile(profile: Profile, contract: Contract, frame: DataFrame)
     executors (the profile and the contract are shipped with each task; the model never is)."""
     check_columns(profile, contract, list(frame.columns), "the Spark window")
     wanted = window_columns(profile, contract)
-    if "prediction" in frame.columns:
-        wanted.append("prediction")
+    if PREDICTION in frame.columns:  # the column batch_profile judges as the model's answers
+        wanted.append(PREDICTION)
     parts = frame.select(*wanted).mapInArrow(_partition_profiles(profile, contract), f"{PROFILE} string")
     merged: WindowProfile | None = None
     for row in parts.toLocalIterator():  # one partition's profile on the driver at a time
